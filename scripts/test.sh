@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set up from nothing and run the whole suite: lint, type check, unit and
+# integration tests (the real daemon on temp folders).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check src tests bench
+.venv/bin/ruff format --check src tests bench
+.venv/bin/mypy
+.venv/bin/python -m pytest "$@"

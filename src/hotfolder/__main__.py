@@ -1,0 +1,5 @@
+"""Run the command line: ``python -m hotfolder``."""
+
+from hotfolder.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,128 @@
+"""Claim: a settled file becomes a job by one atomic rename into the work area.
+
+Order of steps (see docs/crash-safety.md for the argument):
+
+1. insert the journal row in phase ``claiming`` (committed, fsynced);
+2. rename ``in/<name>`` to ``.hotfolder/jobs/<jobId>/input/<name>``;
+3. nothing else: a ``claiming`` row whose input is in the work area *is* queued.
+
+A crash between 1 and 2 leaves a row whose input is still in in/ (the claim is
+redone) or gone (the row is dropped: the user took the file away). The rename
+is the lock: of two daemons or two threads only one can move the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import stat
+import time
+from pathlib import Path
+
+from ulid import ULID
+
+from hotfolder.config import FolderSettings
+from hotfolder.intake import Candidate
+from hotfolder.journal import JobRecord, Journal
+from hotfolder.models import JobState
+from hotfolder.publish import job_name_for
+
+log = logging.getLogger("hotfolder.claim")
+
+
+def new_job_id() -> str:
+    """A unique id that sorts by creation time (a ULID)."""
+    return str(ULID())
+
+
+class ClaimFailed(Exception):
+    """The file could not be moved (permissions, a vanished file); it stays where it is."""
+
+
+def claim(folder: FolderSettings, candidate: Candidate, journal: Journal) -> JobRecord:
+    """Move ``candidate`` into the work area and record it; raise ClaimFailed if it can't be."""
+    job_id = new_job_id()
+    work = folder.work_dir / "jobs" / job_id
+    name = candidate.path.name
+    record = JobRecord(
+        job_id=job_id,
+        folder=folder.name,
+        state=JobState.PENDING.value,
+        phase="claiming",
+        name=job_name_for(name),
+        rel_dir=candidate.rel_dir,
+        input_name=name,
+        source=str(candidate.path),
+        work_dir=str(work),
+        workflow=folder.workflow,
+        profile=folder.profile,
+        kind="file" if candidate.signature.regular else "rejected",
+        input_size=candidate.signature.size,
+        input_mtime=candidate.signature.mtime_ns,
+        created_at=time.time(),
+    )
+    journal.insert(record)
+    try:
+        (work / "input").mkdir(parents=True)
+        candidate.path.rename(record.work_input)
+    except OSError as exc:
+        journal.delete(job_id)
+        _remove_empty(work)
+        raise ClaimFailed(f"cannot claim {candidate.path}: {exc.strerror}") from exc
+    return record
+
+
+def recover_claim(record: JobRecord) -> bool:
+    """Finish or undo a claim a crash interrupted; return False when the job must be dropped."""
+    if os.path.lexists(record.work_input):
+        return True
+    source = Path(record.source)
+    if os.path.lexists(source):
+        try:
+            record.work_input.parent.mkdir(parents=True, exist_ok=True)
+            source.rename(record.work_input)
+        except OSError as exc:
+            log.warning("could not finish claiming %s: %s", source, exc.strerror)
+            return False
+        return True
+    return False
+
+
+def _remove_empty(work: Path) -> None:
+    for directory in (work / "input", work):
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+
+
+def claim_copy(folder: FolderSettings, source: Path, journal: Journal) -> JobRecord:
+    """Claim for one-shot conversions: the original stays, the work area gets a copy."""
+    info = source.lstat()
+    job_id = new_job_id()
+    work = folder.work_dir / "jobs" / job_id
+    record = JobRecord(
+        job_id=job_id,
+        folder=folder.name,
+        state=JobState.PENDING.value,
+        phase="claiming",
+        name=job_name_for(source.name),
+        rel_dir="",
+        input_name=source.name,
+        source=str(source),
+        work_dir=str(work),
+        workflow=folder.workflow,
+        profile=folder.profile,
+        kind="file" if stat.S_ISREG(info.st_mode) else "rejected",
+        created_at=time.time(),
+    )
+    (work / "input").mkdir(parents=True)
+    if record.kind == "file":
+        try:
+            os.link(source, record.work_input, follow_symlinks=False)
+        except OSError:
+            shutil.copy2(source, record.work_input, follow_symlinks=False)
+        copied = record.work_input.lstat()
+        record.input_size, record.input_mtime = copied.st_size, copied.st_mtime_ns
+    journal.insert(record)
+    return record

@@ -1,0 +1,298 @@
+"""The ``hotfolder`` command line: parse, load config, run, map errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hotfolder import __version__
+from hotfolder.errors import ConfigError, ExitCode, HotfolderError
+from hotfolder.models import JobState
+
+log = logging.getLogger("hotfolder")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hotfolder", description="Folders that convert documents dropped into them."
+    )
+    parser.add_argument("--version", action="version", version=f"hotfolder {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--config", "-c", help="config file (default: $HOTFOLDER_CONFIG, else ./hotfolder.toml)"
+        )
+        return p
+
+    with_config(sub.add_parser("run", help="run the daemon in the foreground"))
+    with_config(sub.add_parser("check-config", help="validate the config and print every error"))
+    wf = sub.add_parser("workflows", help="list workflows, profiles, options and tool versions")
+    wf.add_argument("--json", action="store_true", help="machine-readable output")
+    conv = sub.add_parser("convert", help="convert files once, as the daemon would")
+    conv.add_argument("--workflow", "-w", required=True)
+    conv.add_argument("--profile", "-p", default="default")
+    conv.add_argument(
+        "--option",
+        "-o",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="job option; repeat a name to give a list (e.g. several DOC.PASSWORD)",
+    )
+    conv.add_argument("--output", "-d", required=True, help="folder for outputs and status files")
+    conv.add_argument("--timeout", type=float, default=600.0, help="seconds per job")
+    conv.add_argument("--workers", type=int, default=0, help="worker processes (default: CPUs)")
+    conv.add_argument("inputs", nargs="+", metavar="INPUT")
+    status = with_config(sub.add_parser("status", help="show jobs from the journal"))
+    status.add_argument("job_id", nargs="?", help="one job's status JSON")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--folder", help="only jobs of this folder")
+    status.add_argument("--state", choices=[s.value for s in JobState], help="only jobs in state")
+    status.add_argument("--limit", type=int, default=20)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hotfolder`` command; returns the exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("HOTFOLDER_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    handlers = {
+        "run": _run,
+        "check-config": _check_config,
+        "workflows": _workflows,
+        "convert": _convert,
+        "status": _status,
+    }
+    try:
+        return handlers[args.command](args)
+    except HotfolderError as exc:
+        print(f"hotfolder: {exc.message}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        return int(ExitCode.FAILURE)
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from hotfolder.config import check_paths, load_settings
+    from hotfolder.workflows.registry import check_folder, load_plugins
+
+    settings = load_settings(args.config)
+    problems = check_paths(settings)
+    try:
+        load_plugins(settings.daemon.plugins)
+    except ImportError as exc:
+        problems.append(("daemon.plugins", f"cannot import plugin: {exc}"))
+    for index, folder in enumerate(settings.folders):
+        for key, message in check_folder(folder.workflow, folder.profile, folder.options):
+            problems.append((f"folders[{index}]({folder.name}).{key}", message))
+    if problems:
+        raise ConfigError(problems, str(settings.config_file))
+    return settings
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hotfolder.daemon import Daemon
+
+    settings = _load(args)
+    logging.getLogger().setLevel(settings.daemon.log_level)
+    Daemon(settings).run()
+    return int(ExitCode.OK)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    print(f"{settings.config_file}: OK, {len(settings.folders)} folder(s)")
+    for folder in settings.folders:
+        print(f"  {folder.name}: {folder.input_dir} -> {folder.workflow}/{folder.profile}")
+    return int(ExitCode.OK)
+
+
+def _workflows(args: argparse.Namespace) -> int:
+    from hotfolder.workflows.registry import tool_versions, workflows
+
+    data: dict[str, dict[str, Any]] = {
+        name: {
+            "description": wf.description,
+            "steps": [step.name for step in wf.steps],
+            "profiles": {
+                p: {k: ("(hidden)" if wf.options[k].secret else v) for k, v in values.items()}
+                for p, values in wf.profiles.items()
+            },
+            "options": {
+                spec.name: {"default": spec.default, "help": spec.help}
+                for spec in wf.options.values()
+            },
+        }
+        for name, wf in sorted(workflows().items())
+    }
+    tools = tool_versions()
+    if args.json:
+        print(json.dumps({"workflows": data, "tools": tools}, indent=2, default=str))
+        return int(ExitCode.OK)
+    for name, info in data.items():
+        print(f"{name}: {info['description']}")
+        print(f"  steps:    {' -> '.join(info['steps'])}")
+        for profile, values in info["profiles"].items():
+            shown = ", ".join(f"{k}={v}" for k, v in values.items()) or "(defaults)"
+            print(f"  profile {profile}: {shown}")
+        for option, spec in info["options"].items():
+            print(f"  option {option} (default {spec['default']!r}): {spec['help']}")
+        print()
+    print("tools: " + ", ".join(f"{k} {v}" for k, v in tools.items()))
+    return int(ExitCode.OK)
+
+
+def _parse_options(pairs: list[str]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise ConfigError([("--option", f"{pair!r} is not NAME=VALUE")])
+        value: Any = raw
+        with contextlib.suppress(ValueError):
+            value = json.loads(raw)
+        if name in options:
+            previous = options[name]
+            options[name] = [*previous, raw] if isinstance(previous, list) else [previous, raw]
+        else:
+            options[name] = value if not isinstance(value, dict) else raw
+    return options
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from hotfolder.claim import claim_copy
+    from hotfolder.config import DaemonSettings, FolderSettings
+    from hotfolder.dispatch import Dispatcher
+    from hotfolder.executor import WorkerPool
+    from hotfolder.journal import Journal
+    from hotfolder.publish import Publisher
+    from hotfolder.workflows.registry import check_folder
+
+    options = _parse_options(args.option)
+    problems = check_folder(args.workflow, args.profile, options)
+    if problems:
+        raise ConfigError(problems)
+    output = Path(args.output).absolute()
+    output.mkdir(parents=True, exist_ok=True)
+    inputs = [Path(p).absolute() for p in args.inputs]
+    for path in inputs:
+        if not os.path.lexists(path):
+            raise ConfigError([("INPUT", f"{path} does not exist")])
+    with tempfile.TemporaryDirectory(prefix="hotfolder-convert-") as temp:
+        folder = FolderSettings(
+            name="convert",
+            path=Path(temp),
+            output=output,
+            error=output,
+            archive=None,
+            workflow=args.workflow,
+            profile=args.profile,
+            timeout=args.timeout,
+            options=options,
+        )
+        workers = args.workers or min(len(inputs), os.cpu_count() or 1)
+        daemon = DaemonSettings(workers=workers, retries=0)
+        journal = Journal(Path(temp) / "journal.sqlite3")
+        pool = WorkerPool(workers)
+        pool.start()
+        dispatcher = Dispatcher(
+            daemon,
+            {"convert": folder},
+            journal,
+            Publisher(journal, {"convert": folder}, keep_originals=True),
+            pool,
+        )
+        records = [claim_copy(folder, path, journal) for path in inputs]
+        for record in records:
+            dispatcher.enqueue(record)
+        thread = threading.Thread(target=dispatcher.run, name="hotfolder-dispatch", daemon=True)
+        thread.start()
+        dispatcher.wait_finished(len(records), timeout=args.timeout * len(records) + 60)
+        dispatcher.stop()
+        thread.join()
+        failed = 0
+        for record in records:
+            final = journal.get(record.job_id)
+            status = final.status() if final else None
+            if status is None:
+                failed += 1
+                print(f"{record.input_name}: not finished", file=sys.stderr)
+                continue
+            state = status["status"]
+            failed += state != JobState.SUCCESS.value
+            outputs = ", ".join(o["name"] for o in status["outputs"])
+            where = f" -> {outputs}" if outputs else ""
+            print(f"{record.input_name}: {state}{where}: {status['message']}")
+        journal.close()
+    return int(ExitCode.FAILURE if failed else ExitCode.OK)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from hotfolder.config import load_settings
+    from hotfolder.daemon import journal_path
+    from hotfolder.journal import Journal
+
+    settings = load_settings(args.config)
+    path = journal_path(settings)
+    if not path.exists():
+        print(f"no journal yet at {path}: the daemon has not run", file=sys.stderr)
+        return int(ExitCode.OK if not args.job_id else ExitCode.FAILURE)
+    journal = Journal(path, readonly=True)
+    try:
+        if args.job_id:
+            record = journal.get(args.job_id)
+            if record is None:
+                print(f"hotfolder: no job {args.job_id}", file=sys.stderr)
+                return int(ExitCode.FAILURE)
+            document = record.status() or {
+                "jobId": record.job_id,
+                "status": record.state,
+                "folder": record.folder,
+                "workflow": record.workflow,
+                "profile": record.profile,
+                "name": record.name,
+                "inputs": [{"name": record.input_name, "bytes": record.input_size}],
+                "attempts": record.attempts,
+                "message": record.message or "",
+            }
+            print(json.dumps(document, indent=2, ensure_ascii=False))
+            return int(ExitCode.OK)
+        records = journal.recent(folder=args.folder, state=args.state, limit=args.limit)
+        if args.json:
+            rows = [
+                {
+                    "jobId": r.job_id,
+                    "status": r.state,
+                    "folder": r.folder,
+                    "name": r.name,
+                    "input": r.input_name,
+                    "attempts": r.attempts,
+                    "errorCode": r.error_code,
+                    "message": r.message,
+                }
+                for r in records
+            ]
+            print(json.dumps(rows, indent=2, ensure_ascii=False))
+            return int(ExitCode.OK)
+        counts = journal.counts()
+        print("jobs: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "jobs: none")
+        for r in records:
+            code = f" [{r.error_code}]" if r.error_code and r.state != "success" else ""
+            print(f"{r.job_id}  {r.state:<10} {r.folder:<12} {r.input_name}{code}")
+    finally:
+        journal.close()
+    return int(ExitCode.OK)

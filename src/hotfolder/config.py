@@ -1,0 +1,357 @@
+"""Settings models, loading (TOML + environment) and path checks.
+
+This is the only module that reads the environment for settings. The TOML file
+is parsed with :mod:`tomllib` and handed to pydantic-settings as the lowest
+priority source, so ``HOTFOLDER_DAEMON__WORKERS=4`` overrides one key while the
+rest still comes from the file. Relative paths resolve against the file's own
+folder, because systemd starts services in ``/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from hotfolder.errors import ConfigError, StartupError
+
+ObserverKind = Literal["auto", "native", "polling"]
+Seconds = Annotated[float, Field(ge=0)]
+PositiveSeconds = Annotated[float, Field(gt=0)]
+
+#: Junk and temporary names that are never jobs, added to every folder's excludes.
+BUILTIN_EXCLUDES: tuple[str, ...] = (
+    ".DS_Store",
+    "._*",
+    "Thumbs.db",
+    "ehthumbs.db",
+    "desktop.ini",
+    "Desktop.ini",
+    "~$*",
+    ".~lock.*#",
+    "*.part",
+    "*.partial",
+    "*.tmp",
+    "*.temp",
+    "*.crdownload",
+    "*.download",
+    "*.swp",
+    "*~",
+    ".#*",
+    "*.filepart",
+    ".sync-*",
+    ".syncthing.*",
+    "*.!sync",
+    ".nfs*",
+    ".smbdelete*",
+    ".fuse_hidden*",
+    "@eaDir",
+    ".Spotlight-V100",
+    ".Trashes",
+    ".fseventsd",
+    ".TemporaryItems",
+    "__MACOSX",
+    ".stfolder",
+    ".stversions",
+    "*.hotfolder-tmp",
+)
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DaemonSettings(_Strict):
+    """The ``[daemon]`` table: process-wide settings."""
+
+    state_dir: Path = Path("state")
+    workers: Annotated[int, Field(ge=1, le=256)] = Field(
+        default_factory=lambda: max(1, os.cpu_count() or 1)
+    )
+    observer: ObserverKind = "auto"
+    poll_interval: PositiveSeconds = 2.0
+    rescan_interval: PositiveSeconds = 60.0
+    drain_timeout: Seconds = 30.0
+    retries: Annotated[int, Field(ge=0, le=20)] = 2
+    retry_backoff: Seconds = 5.0
+    max_jobs_per_worker: Annotated[int, Field(ge=0)] = 0
+    worker_memory_limit: Annotated[int, Field(ge=0)] = 0
+    queue_per_folder: Annotated[int, Field(ge=0)] = 0
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    plugins: list[str] = Field(default_factory=list)
+
+
+class HttpSettings(_Strict):
+    """The ``[http]`` table: the one HTTP listener ("" turns it off)."""
+
+    listen: str = "127.0.0.1:9180"
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        if value == "":
+            return value
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("must be HOST:PORT (e.g. 127.0.0.1:9180) or empty to turn it off")
+        return value
+
+
+class FolderSettings(_Strict):
+    """One ``[[folders]]`` entry: an input folder mapped to a workflow and profile."""
+
+    name: str
+    path: Path
+    input: Path = Path("in")
+    output: Path = Path("out")
+    error: Path = Path("error")
+    archive: Path | None = Path("archive")
+    workflow: str
+    profile: str = "default"
+    settle: Seconds = 2.0
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    recursive: bool = False
+    timeout: PositiveSeconds = 600.0
+    observer: ObserverKind | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(
+                "must be 1-64 letters, digits, '.', '_' or '-' (it is a metrics label)"
+            )
+        return value
+
+    @field_validator("archive", mode="before")
+    @classmethod
+    def _empty_archive(cls, value: object) -> object:
+        return None if value == "" else value
+
+    def _under(self, sub: Path) -> Path:
+        return sub if sub.is_absolute() else self.path / sub
+
+    @property
+    def input_dir(self) -> Path:
+        """Absolute drop zone."""
+        return self._under(self.input)
+
+    @property
+    def output_dir(self) -> Path:
+        """Absolute folder for outputs and status files of successful jobs."""
+        return self._under(self.output)
+
+    @property
+    def error_dir(self) -> Path:
+        """Absolute folder for originals and status files of failed jobs."""
+        return self._under(self.error)
+
+    @property
+    def archive_dir(self) -> Path | None:
+        """Absolute folder for originals of successful jobs, or None to delete them."""
+        return None if self.archive is None else self._under(self.archive)
+
+    @property
+    def work_dir(self) -> Path:
+        """The daemon's work area: claimed inputs and running jobs live here."""
+        return self.path / ".hotfolder"
+
+    @property
+    def excludes(self) -> tuple[str, ...]:
+        """Built-in junk names plus the folder's own excludes."""
+        return (*BUILTIN_EXCLUDES, *self.exclude)
+
+    def resolved(self, base: Path) -> FolderSettings:
+        """Return a copy whose root path is absolute, resolved against ``base``."""
+        root = self.path if self.path.is_absolute() else base / self.path
+        return self.model_copy(update={"path": Path(os.path.normpath(root))})
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HOTFOLDER_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        hide_input_in_errors=True,  # options may hold passwords
+    )
+
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    folders: list[FolderSettings] = Field(default_factory=list)
+    config_file: Path | None = Field(default=None, exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment first, then the TOML file's contents (passed as init values)."""
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Settings:
+        seen: set[str] = set()
+        for folder in self.folders:
+            if folder.name in seen:
+                raise ValueError(f"folder name {folder.name!r} is used twice; names must be unique")
+            seen.add(folder.name)
+        return self
+
+    def folder(self, name: str) -> FolderSettings:
+        """Return the folder called ``name``."""
+        for folder in self.folders:
+            if folder.name == name:
+                return folder
+        raise KeyError(name)
+
+
+def config_path(explicit: Path | str | None) -> Path:
+    """The config file to read: the argument, else ``$HOTFOLDER_CONFIG``, else ./hotfolder.toml."""
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("HOTFOLDER_CONFIG") or "hotfolder.toml")
+
+
+def _key(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1] = f"{parts[-1]}[{item}]" if parts else f"[{item}]"
+            folders = data.get("folders")
+            if loc[0] == "folders" and isinstance(folders, list) and item < len(folders):
+                name = folders[item].get("name") if isinstance(folders[item], dict) else None
+                if name:
+                    parts[-1] += f"({name})"
+        else:
+            parts.append(str(item))
+    return ".".join(parts)
+
+
+def load_settings(path: Path | str | None = None) -> Settings:
+    """Read, validate and resolve the configuration; raise ConfigError listing every problem."""
+    file = config_path(path).absolute()
+    if not file.is_file():
+        raise ConfigError([("", f"config file {file} does not exist or is not a file")])
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError([("", f"not valid TOML: {exc}")], str(file)) from None
+    except OSError as exc:
+        raise ConfigError([("", f"cannot read the file: {exc.strerror}")], str(file)) from None
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        problems = [(_key(err["loc"], data), err["msg"]) for err in exc.errors(include_url=False)]
+        raise ConfigError(problems, str(file)) from None
+    except ValueError as exc:  # pydantic-settings raises SettingsError for bad env JSON
+        raise ConfigError([("environment", str(exc))], str(file)) from None
+    base = file.parent
+    state_dir = settings.daemon.state_dir
+    daemon = settings.daemon.model_copy(
+        update={"state_dir": state_dir if state_dir.is_absolute() else base / state_dir}
+    )
+    return settings.model_copy(
+        update={
+            "daemon": daemon,
+            "folders": [folder.resolved(base) for folder in settings.folders],
+            "config_file": file,
+        }
+    )
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    child, parent = child.resolve(), parent.resolve()
+    return child == parent or parent in child.parents
+
+
+def check_paths(settings: Settings) -> list[tuple[str, str]]:
+    """Return layout problems: outputs inside inputs, shared inputs, no folders."""
+    problems: list[tuple[str, str]] = []
+    if not settings.folders:
+        problems.append(("folders", "no [[folders]] configured; add at least one"))
+    inputs: dict[Path, str] = {}
+    for index, folder in enumerate(settings.folders):
+        key = f"folders[{index}]({folder.name})"
+        source = folder.input_dir.resolve()
+        if source in inputs:
+            problems.append(
+                (f"{key}.input", f"same input folder as folder {inputs[source]!r}: {source}")
+            )
+        inputs[source] = folder.name
+        targets = {
+            "output": folder.output_dir,
+            "error": folder.error_dir,
+            "archive": folder.archive_dir,
+            "path (work area .hotfolder)": folder.work_dir,
+        }
+        for what, target in targets.items():
+            if target is not None and _inside(target, folder.input_dir):
+                problems.append(
+                    (
+                        f"{key}.{what.split()[0]}",
+                        f"{target} lies inside the input folder {folder.input_dir}; "
+                        "results would be picked up again as new jobs",
+                    )
+                )
+    for index, folder in enumerate(settings.folders):
+        nested = [
+            other.name
+            for other in settings.folders
+            if other is not folder
+            and folder.recursive
+            and folder.input_dir.resolve() in other.input_dir.resolve().parents
+        ]
+        if nested:
+            problems.append(
+                (
+                    f"folders[{index}]({folder.name}).input",
+                    f"is recursive and contains the input of folder(s) {', '.join(nested)}",
+                )
+            )
+    return problems
+
+
+def prepare_paths(settings: Settings) -> None:
+    """Create missing folders and check the state dir is writable; raise StartupError."""
+    dirs: list[Path] = [settings.daemon.state_dir]
+    for folder in settings.folders:
+        dirs += [folder.input_dir, folder.output_dir, folder.error_dir, folder.work_dir]
+        if folder.archive_dir is not None:
+            dirs.append(folder.archive_dir)
+    for directory in dirs:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StartupError(f"cannot create folder {directory}: {exc.strerror}") from None
+    for directory in [settings.daemon.state_dir] + [f.work_dir for f in settings.folders]:
+        try:
+            with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-test-"):
+                pass
+        except OSError as exc:
+            raise StartupError(
+                f"{directory} is not writable ({exc.strerror}); "
+                "give the daemon's user write access to it"
+            ) from None
+    for folder in settings.folders:
+        if folder.work_dir.stat().st_dev != folder.input_dir.stat().st_dev:
+            raise StartupError(
+                f"folder {folder.name!r}: the input {folder.input_dir} and the work area "
+                f"{folder.work_dir} are on different filesystems, so files cannot be claimed "
+                "by an atomic rename; put the input below the folder's path"
+            )

@@ -1,0 +1,255 @@
+"""The daemon: the one place that wires intake, dispatcher, pool and publisher.
+
+Threads: one observer per folder (hints only), the intake loop (settling,
+claiming, rescans, observer supervision), the dispatcher loop (pool and
+publishing) and the main thread, which waits for SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+from hotfolder.claim import ClaimFailed, claim, recover_claim
+from hotfolder.config import FolderSettings, Settings, prepare_paths
+from hotfolder.dispatch import Dispatcher
+from hotfolder.errors import StartupError
+from hotfolder.executor import WorkerPool
+from hotfolder.http import HttpEndpoint
+from hotfolder.intake import FolderIntake
+from hotfolder.journal import Journal
+from hotfolder.publish import Publisher
+from hotfolder.watcher import FolderWatch
+
+log = logging.getLogger("hotfolder.daemon")
+
+JOURNAL_NAME = "journal.sqlite3"
+
+
+def journal_path(settings: Settings) -> Path:
+    """Where the job journal lives."""
+    return settings.daemon.state_dir / JOURNAL_NAME
+
+
+class Daemon:
+    """A running hotfolder: call :meth:`start`, then :meth:`stop` (or :meth:`run`)."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self._clock = clock
+        self.folders: dict[str, FolderSettings] = {f.name: f for f in settings.folders}
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self.journal: Journal | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.intakes: dict[str, FolderIntake] = {}
+        self.watches: dict[str, FolderWatch] = {}
+        self._threads: list[threading.Thread] = []
+        self.http: HttpEndpoint | None = None
+
+    def start(self) -> None:
+        """Prepare folders, recover the journal, start watching and converting."""
+        daemon = self.settings.daemon
+        prepare_paths(self.settings)
+        self.journal = Journal(journal_path(self.settings))
+        publisher = Publisher(self.journal, self.folders, keep_originals=False)
+        pool = WorkerPool(
+            daemon.workers,
+            max_jobs_per_worker=daemon.max_jobs_per_worker,
+            memory_limit_mb=daemon.worker_memory_limit,
+            plugins=daemon.plugins,
+        )
+        pool.start()
+        self.dispatcher = Dispatcher(daemon, self.folders, self.journal, publisher, pool)
+        self.dispatcher.on_room = self._wake.set
+        self._recover(publisher)
+        for folder in self.settings.folders:
+            intake = FolderIntake(folder, self._clock, self._wake)
+            self.intakes[folder.name] = intake
+            watch = FolderWatch(
+                folder.input_dir,
+                folder.observer or daemon.observer,
+                folder.recursive,
+                daemon.poll_interval,
+                intake.hint,
+            )
+            # Observer first, then the scan: a file arriving in between is seen twice
+            # (harmless, intake deduplicates) rather than never.
+            watch.start()
+            self.watches[folder.name] = watch
+            intake.scan()
+        self._spawn("hotfolder-dispatch", self.dispatcher.run)
+        self._spawn("hotfolder-intake", self._intake_loop)
+        if self.settings.http.listen:
+            try:
+                self.http = HttpEndpoint(self.settings.http.listen, self.journal, self.problems)
+            except OSError as exc:
+                self.stop()
+                raise StartupError(
+                    f"cannot listen on {self.settings.http.listen}: {exc.strerror}"
+                ) from None
+            self.http.start()
+        log.info(
+            "hotfolder started: %d folder(s), %d worker(s), journal %s",
+            len(self.folders),
+            daemon.workers,
+            self.journal.path,
+        )
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _recover(self, publisher: Publisher) -> None:
+        assert self.journal is not None and self.dispatcher is not None
+        resumed = 0
+        for record in self.journal.unfinished():
+            if record.folder not in self.folders:
+                log.warning(
+                    "job %s belongs to folder %r, which is no longer configured; "
+                    "it stays in the journal",
+                    record.job_id,
+                    record.folder,
+                )
+                continue
+            if record.phase == "publishing":
+                publisher.resume(record)
+                continue
+            if record.phase == "claiming" and not recover_claim(record):
+                self.journal.delete(record.job_id)
+                continue
+            record.phase = "queued"
+            self.journal.update(record.job_id, phase="queued", state="pending")
+            self.dispatcher.enqueue(record)
+            resumed += 1
+        if resumed:
+            log.info("resumed %d unfinished job(s) from the journal", resumed)
+        self._remove_finished_work_dirs()
+
+    def _remove_finished_work_dirs(self) -> None:
+        # A crash after a job's final commit can leave its (empty) work dir behind.
+        assert self.journal is not None
+        for folder in self.folders.values():
+            jobs = folder.work_dir / "jobs"
+            if not jobs.is_dir():
+                continue
+            for entry in jobs.iterdir():
+                record = self.journal.get(entry.name)
+                if record is not None and record.phase == "done":
+                    shutil.rmtree(entry, ignore_errors=True)
+                elif record is None:
+                    log.warning("work dir %s has no journal record; left in place", entry)
+
+    def _intake_loop(self) -> None:
+        assert self.dispatcher is not None
+        rescan_every = self.settings.daemon.rescan_interval
+        next_rescan = self._clock() + rescan_every
+        next_health = self._clock() + 1.0
+        while not self._stopping.is_set():
+            self._wake.clear()
+            now = self._clock()
+            if now >= next_rescan:
+                for intake in self.intakes.values():
+                    intake.scan()
+                next_rescan = now + rescan_every
+            if now >= next_health:
+                self._supervise_watches()
+                next_health = now + 1.0
+            waiting = False
+            for name, intake in self.intakes.items():
+                try:
+                    intake.tick()
+                    waiting |= self._claim_ready(name, intake)
+                except Exception:
+                    log.exception("intake of folder %s failed; retrying", name)
+            deadlines = [d for d in (i.next_deadline() for i in self.intakes.values()) if d]
+            wake_at = min([next_rescan, next_health, *deadlines])
+            timeout = max(0.0, wake_at - self._clock())
+            if waiting:
+                timeout = min(timeout, 0.5)
+            self._wake.wait(timeout)
+
+    def _claim_ready(self, name: str, intake: FolderIntake) -> bool:
+        assert self.dispatcher is not None and self.journal is not None
+        if not intake.ready_count():
+            return False
+        room = self.dispatcher.room(name)
+        for candidate in intake.take(room):
+            try:
+                record = claim(self.folders[name], candidate, self.journal)
+            except ClaimFailed as exc:
+                log.error("%s; it stays in the input folder", exc)
+                intake.block(candidate)
+                continue
+            self.dispatcher.enqueue(record)
+        return intake.ready_count() > 0
+
+    def _supervise_watches(self) -> None:
+        for name, watch in self.watches.items():
+            if watch.alive():
+                continue
+            log.warning("observer of folder %s is not running; restarting it", name)
+            watch.stop()
+            try:
+                self.folders[name].input_dir.mkdir(parents=True, exist_ok=True)
+                watch.start()
+            except OSError as exc:
+                log.error("cannot watch %s: %s", watch.root, exc)
+            self.intakes[name].scan()
+
+    def problems(self) -> list[str]:
+        """What is wrong right now: unwatched folders, dead workers, an unwritable journal."""
+        found = [
+            f"folder {name} is not watched" for name, w in self.watches.items() if not w.alive()
+        ]
+        if self.dispatcher is None or not self.dispatcher.pool.alive():
+            found.append("worker processes are not running")
+        if self.journal is None or not self.journal.writable():
+            found.append("the journal is not writable")
+        return found
+
+    def stop(self) -> None:
+        """Stop intake, drain running jobs (``drain_timeout``), leave the rest journaled."""
+        if self._stopping.is_set():
+            return
+        log.info(
+            "stopping: no new jobs; waiting up to %.0f s for running ones",
+            self.settings.daemon.drain_timeout,
+        )
+        self._stopping.set()
+        self._wake.set()
+        if self.http is not None:
+            self.http.stop()
+        for watch in self.watches.values():
+            watch.stop()
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+        for thread in self._threads:
+            thread.join()
+        if self.journal is not None:
+            self.journal.close()
+        log.info("stopped")
+
+    def run(self) -> None:
+        """Start, then serve until SIGTERM or SIGINT; drain and return."""
+        stop = threading.Event()
+
+        def _on_signal(signum: int, frame: FrameType | None) -> None:
+            log.info("received %s", signal.Signals(signum).name)
+            stop.set()
+
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
+        self.start()
+        try:
+            while not stop.wait(1.0):
+                pass
+        finally:
+            self.stop()

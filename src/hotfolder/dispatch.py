@@ -1,0 +1,285 @@
+"""The dispatcher: queue → worker pool → publish, with bounded retries.
+
+One thread owns the queue, the pool and every journal transition of a
+running job, so there are no races on a job's state. Intake hands it claimed
+jobs with :meth:`Dispatcher.enqueue` (thread-safe); listeners hear about every
+finished job and can never break it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Protocol
+
+from hotfolder.config import DaemonSettings, FolderSettings
+from hotfolder.errors import IOFailure, NotRegularFile
+from hotfolder.executor import WorkerPool
+from hotfolder.jobqueue import FairQueue
+from hotfolder.journal import JobRecord, Journal
+from hotfolder.models import ErrorInfo, JobOutcome, JobSpec, JobState, JobStatus
+from hotfolder.publish import Publisher
+
+log = logging.getLogger("hotfolder.dispatch")
+
+
+class Listener(Protocol):
+    """Hears about jobs; a failing listener is logged and ignored."""
+
+    def job_started(self, record: JobRecord) -> None:
+        """A worker took the job."""
+
+    def job_finished(self, record: JobRecord, status: JobStatus) -> None:
+        """The job reached a final state and its files are published."""
+
+
+class Dispatcher:
+    """Feeds the worker pool fairly and publishes what comes back."""
+
+    def __init__(
+        self,
+        settings: DaemonSettings,
+        folders: Mapping[str, FolderSettings],
+        journal: Journal,
+        publisher: Publisher,
+        pool: WorkerPool,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.folders = dict(folders)
+        self.journal = journal
+        self.publisher = publisher
+        self.pool = pool
+        self.queue = FairQueue()
+        self.listeners: list[Listener] = []
+        self._clock = clock
+        self._inbox: list[JobRecord] = []
+        self._records: dict[str, JobRecord] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._idle = threading.Condition()
+        self.finished_count = 0
+        #: Called when queue room frees up, so intake can claim waiting files.
+        self.on_room: Callable[[], None] = lambda: None
+
+    # --- thread-safe entry points ------------------------------------------------------
+
+    def enqueue(self, record: JobRecord) -> None:
+        """Accept a claimed job (from the intake thread or recovery)."""
+        with self._lock:
+            self._inbox.append(record)
+        self.pool.wake()
+
+    def room(self, folder: str) -> int:
+        """How many more jobs of ``folder`` the queue takes before intake should wait."""
+        limit = self.settings.queue_per_folder or max(4, 2 * self.pool.size)
+        with self._lock:
+            waiting = sum(1 for record in self._inbox if record.folder == folder)
+        return max(0, limit - waiting - self.queue.size(folder))
+
+    def stop(self) -> None:
+        """Ask the loop to stop taking new jobs; :meth:`run` then drains and returns."""
+        self._stopping.set()
+        self.pool.wake()
+
+    def backlog(self) -> int:
+        """Jobs claimed but not yet running."""
+        with self._lock:
+            return len(self._inbox) + self.queue.size()
+
+    # --- the loop --------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Dispatch until :meth:`stop`, then drain running jobs."""
+        while not self._stopping.is_set():
+            self._take_inbox()
+            self._dispatch()
+            wait = 1.0
+            due = self.queue.next_due()
+            if due is not None:
+                wait = max(0.0, min(wait, due - self._clock()))
+            for spec, outcome in self.pool.poll(wait):
+                self._handle(spec, outcome)
+        for spec, outcome in self.pool.stop(self.settings.drain_timeout):
+            self._handle(spec, outcome)
+
+    def _take_inbox(self) -> None:
+        with self._lock:
+            inbox, self._inbox = self._inbox, []
+        now = self._clock()
+        for record in inbox:
+            self._records[record.job_id] = record
+            delay = max(0.0, record.not_before - time.time())
+            self.queue.put(record.folder, record.job_id, now + delay, now)
+
+    def _dispatch(self) -> None:
+        while self.pool.free_slots() and not self._stopping.is_set():
+            item = self.queue.pop(self._clock())
+            if item is None:
+                return
+            self.on_room()
+            record = self._records[item[1]]
+            if record.kind == "rejected":
+                self._reject(record)
+                continue
+            self._start(record)
+
+    def _start(self, record: JobRecord) -> None:
+        folder = self.folders[record.folder]
+        record.attempts += 1
+        record.started_at = time.time()
+        record.state = JobState.PROCESSING.value
+        record.phase = "running"
+        self.journal.update(
+            record.job_id,
+            phase="running",
+            state=record.state,
+            started_at=record.started_at,
+            attempts=record.attempts,
+        )
+        spec = JobSpec(
+            job_id=record.job_id,
+            job_name=record.name,
+            workflow=record.workflow,
+            profile=record.profile,
+            options=dict(folder.options),
+            inputs=[str(record.work_input)],
+            work_dir=str(Path(record.work_dir) / "work"),
+        )
+        self.pool.submit(spec, folder.timeout)
+        log.info(
+            "job %s processing folder=%s input=%r attempt=%d",
+            record.job_id,
+            record.folder,
+            record.input_name,
+            record.attempts,
+        )
+        self._notify("job_started", record)
+
+    def _reject(self, record: JobRecord) -> None:
+        error = NotRegularFile(
+            f"{record.input_name!r} is a symbolic link or special file (not a regular file). "
+            "hotfolder never follows links or reads special files; drop the file itself."
+        )
+        self._finish(record, error=ErrorInfo(code=error.code, message=error.message))
+
+    def _handle(self, spec: JobSpec, outcome: JobOutcome) -> None:
+        record = self._records.get(spec.job_id)
+        if record is None:
+            return  # cancelled while running
+        if outcome.ok and not self._input_unchanged(record):
+            outcome = _changed_outcome(spec)
+            info = record.work_input.lstat()
+            record.input_size, record.input_mtime = info.st_size, info.st_mtime_ns
+            self.journal.update(
+                record.job_id, input_size=record.input_size, input_mtime=record.input_mtime
+            )
+        if outcome.ok:
+            self._finish(record, outcome=outcome)
+            return
+        assert outcome.error is not None
+        if outcome.retryable and record.attempts <= self.settings.retries:
+            backoff = self.settings.retry_backoff * 2 ** (record.attempts - 1)
+            record.not_before = time.time() + backoff
+            record.phase, record.state = "queued", JobState.PENDING.value
+            log.warning(
+                "job %s attempt %d failed (%s); retrying in %.1f s",
+                record.job_id,
+                record.attempts,
+                outcome.error.code,
+                backoff,
+            )
+            self.journal.update(
+                record.job_id,
+                phase="queued",
+                state=record.state,
+                not_before=record.not_before,
+                error_code=outcome.error.code,
+                message=outcome.message,
+            )
+            now = self._clock()
+            self.queue.put(record.folder, record.job_id, now + backoff, now)
+            return
+        self._finish(record, outcome=outcome, error=outcome.error)
+
+    def _input_unchanged(self, record: JobRecord) -> bool:
+        # A writer that kept its file open past the settle time may still have
+        # written after the claim; such a result must not be published.
+        try:
+            info = record.work_input.lstat()
+        except OSError:
+            return True  # gone: nothing to compare; publishing will report it
+        return info.st_size == record.input_size and info.st_mtime_ns == record.input_mtime
+
+    def _finish(
+        self,
+        record: JobRecord,
+        *,
+        outcome: JobOutcome | None = None,
+        error: ErrorInfo | None = None,
+    ) -> None:
+        self._records.pop(record.job_id, None)
+        try:
+            if error is None and outcome is not None:
+                status = self.publisher.success(record, outcome)
+            else:
+                assert error is not None
+                status = self.publisher.failure(
+                    record,
+                    error,
+                    inputs=list(outcome.inputs) if outcome else None,
+                    warnings=list(outcome.warnings) if outcome else None,
+                )
+        except OSError as exc:
+            # Publishing itself failed (e.g. out/ not writable): the job stays in
+            # the journal in phase "publishing" and is finished at the next start.
+            log.error("job %s could not be published: %s", record.job_id, exc)
+            return
+        self.finished_count += 1
+        log.info(
+            "job %s %s folder=%s input=%r %s",
+            record.job_id,
+            status.status.value,
+            record.folder,
+            record.input_name,
+            status.message,
+        )
+        self._notify("job_finished", record, status)
+        with self._idle:
+            self._idle.notify_all()
+
+    def _notify(self, event: str, *args: object) -> None:
+        for listener in self.listeners:
+            try:
+                getattr(listener, event)(*args)
+            except Exception:
+                log.exception("listener %r failed on %s", listener, event)
+
+    def wait_finished(self, count: int, timeout: float) -> bool:
+        """Block until ``count`` jobs finished (for one-shot conversions)."""
+        end = time.monotonic() + timeout
+        with self._idle:
+            while self.finished_count < count:
+                remaining = end - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(remaining)
+        return True
+
+
+def _changed_outcome(spec: JobSpec) -> JobOutcome:
+    error = IOFailure(
+        "The input changed while it was being converted (it was still being written). "
+        "It will be converted again."
+    )
+    return JobOutcome(
+        job_id=spec.job_id,
+        ok=False,
+        message=error.message,
+        error=ErrorInfo(code=error.code, message=error.message),
+        retryable=True,
+    )

@@ -1,0 +1,134 @@
+"""The HTTP endpoint: health and the read side of the jobs API (DESIGN.md §2.5).
+
+One listener, loopback by default, off when ``listen = ""``. Served by the
+standard library's threading HTTP server: the traffic is a scraper and a few
+operators, and it keeps the daemon free of a web framework.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from hotfolder.journal import JobRecord, Journal
+
+log = logging.getLogger("hotfolder.http")
+
+
+def job_document(record: JobRecord) -> dict[str, Any]:
+    """The status JSON of a finished job, or a summary of an unfinished one."""
+    status = record.status()
+    if status is not None and record.phase == "done":
+        return status
+    return {
+        "jobId": record.job_id,
+        "status": record.state,
+        "message": record.message or "",
+        "folder": record.folder,
+        "workflow": record.workflow,
+        "profile": record.profile,
+        "name": record.name,
+        "inputs": [{"name": record.input_name, "bytes": record.input_size}],
+        "attempts": record.attempts,
+    }
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def _send(self, code: int, body: Any) -> None:
+        data = (json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        """Route GET requests."""
+        url = urlsplit(self.path)
+        query = {key: values[-1] for key, values in parse_qs(url.query).items()}
+        try:
+            if url.path == "/healthz":
+                problems = self.server.health()
+                code = HTTPStatus.OK if not problems else HTTPStatus.SERVICE_UNAVAILABLE
+                self._send(code, {"healthy": not problems, "problems": problems})
+            elif url.path == "/jobs":
+                limit = min(1000, max(1, int(query.get("limit", "50"))))
+                records = self.server.journal.recent(
+                    folder=query.get("folder") or None,
+                    state=query.get("status") or None,
+                    limit=limit,
+                )
+                self._send(HTTPStatus.OK, {"jobs": [job_document(r) for r in records]})
+            elif url.path.startswith("/jobs/"):
+                record = self.server.journal.get(url.path.removeprefix("/jobs/"))
+                if record is None:
+                    self._send(
+                        HTTPStatus.NOT_FOUND,
+                        {"error": {"code": "not_found", "message": "No job with this id."}},
+                    )
+                else:
+                    self._send(HTTPStatus.OK, job_document(record))
+            else:
+                self._send(
+                    HTTPStatus.NOT_FOUND,
+                    {
+                        "error": {
+                            "code": "not_found",
+                            "message": "Known paths: /healthz, /jobs, /jobs/{jobId}.",
+                        }
+                    },
+                )
+        except ValueError:
+            self._send(
+                HTTPStatus.BAD_REQUEST,
+                {"error": {"code": "bad_request", "message": "limit must be a number."}},
+            )
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(
+        self, address: tuple[str, int], journal: Journal, health: Callable[[], list[str]]
+    ) -> None:
+        super().__init__(address, _Handler)
+        self.journal = journal
+        self.health = health
+
+
+class HttpEndpoint:
+    """Serves /healthz and /jobs on ``listen`` (``host:port``) in a thread."""
+
+    def __init__(self, listen: str, journal: Journal, health: Callable[[], list[str]]) -> None:
+        host, _, port = listen.rpartition(":")
+        self._server = _Server((host.strip("[]"), int(port)), journal, health)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="hotfolder-http", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with port 0)."""
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        """Start serving."""
+        self._thread.start()
+        log.info("HTTP endpoint on port %d", self.port)
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)

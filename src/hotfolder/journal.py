@@ -1,0 +1,244 @@
+"""The SQLite job journal: the one truth about jobs.
+
+Every job is a row. Its ``phase`` says how far the daemon got, so that a
+restart after ``kill -9`` knows what to redo (see docs/crash-safety.md):
+
+``claiming``   row written, the input may or may not have been renamed yet
+``queued``     input is in the work area, waiting for a worker (or a retry)
+``running``    a worker has it
+``publishing`` the result is decided; outputs, status and original are being placed
+``done``       final; ``state`` is success, failed or aborted
+
+The journal runs in WAL mode with ``synchronous=FULL``: a committed phase
+survives a crash of the process and of the machine, and readers (``hotfolder
+status``) never block the daemon.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from hotfolder.errors import StartupError
+from hotfolder.models import JobState
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id        TEXT PRIMARY KEY,
+    folder        TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    phase         TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    rel_dir       TEXT NOT NULL DEFAULT '',
+    input_name    TEXT NOT NULL,
+    source        TEXT NOT NULL,
+    work_dir      TEXT NOT NULL,
+    workflow      TEXT NOT NULL,
+    profile       TEXT NOT NULL,
+    kind          TEXT NOT NULL DEFAULT 'file',
+    input_size    INTEGER NOT NULL DEFAULT 0,
+    input_mtime   INTEGER NOT NULL DEFAULT 0,
+    created_at    REAL NOT NULL,
+    started_at    REAL,
+    finished_at   REAL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    not_before    REAL NOT NULL DEFAULT 0,
+    error_code    TEXT,
+    message       TEXT,
+    result        TEXT,
+    published_name TEXT,
+    status_json   TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, folder);
+CREATE INDEX IF NOT EXISTS jobs_phase ON jobs (phase);
+"""
+
+UNFINISHED_PHASES = ("claiming", "queued", "running", "publishing")
+
+
+@dataclass
+class JobRecord:
+    """One journal row."""
+
+    job_id: str
+    folder: str
+    state: str
+    phase: str
+    name: str
+    rel_dir: str
+    input_name: str
+    source: str
+    work_dir: str
+    workflow: str
+    profile: str
+    kind: str = "file"
+    input_size: int = 0
+    input_mtime: int = 0
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempts: int = 0
+    not_before: float = 0.0
+    error_code: str | None = None
+    message: str | None = None
+    result: str | None = None
+    published_name: str | None = None
+    status_json: str | None = None
+
+    @property
+    def work_input(self) -> Path:
+        """Where the claimed original lives while the job is unfinished."""
+        return Path(self.work_dir) / "input" / self.input_name
+
+    @property
+    def job_state(self) -> JobState:
+        """The state as an enum."""
+        return JobState(self.state)
+
+    def status(self) -> dict[str, Any] | None:
+        """The final status document, once published."""
+        return None if self.status_json is None else dict(json.loads(self.status_json))
+
+
+_COLUMNS = tuple(f.name for f in fields(JobRecord))
+
+
+class Journal:
+    """Thread-safe access to the job journal at ``path``."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        try:
+            if readonly:
+                self._db = sqlite3.connect(
+                    f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=10
+                )
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(
+                    path, check_same_thread=False, timeout=30, isolation_level=None
+                )
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise StartupError(f"cannot open the job journal {path}: {exc}") from None
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def insert(self, record: JobRecord) -> None:
+        """Add a new job row (committed before the input is renamed)."""
+        placeholders = ", ".join("?" for _ in _COLUMNS)
+        values = [_to_db(getattr(record, name)) for name in _COLUMNS]
+        with self._tx() as db:
+            db.execute(f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({placeholders})", values)  # noqa: S608
+
+    def update(self, job_id: str, **changes: Any) -> None:
+        """Change some columns of one job in one transaction."""
+        unknown = set(changes) - set(_COLUMNS)
+        if unknown:
+            raise KeyError(f"unknown journal columns: {sorted(unknown)}")
+        assignments = ", ".join(f"{name} = ?" for name in changes)
+        with self._tx() as db:
+            db.execute(
+                f"UPDATE jobs SET {assignments} WHERE job_id = ?",  # noqa: S608
+                [*(_to_db(value) for value in changes.values()), job_id],
+            )
+
+    def delete(self, job_id: str) -> None:
+        """Forget a job whose input vanished before it was claimed."""
+        with self._tx() as db:
+            db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+
+    def get(self, job_id: str) -> JobRecord | None:
+        """One job by id."""
+        rows = self._select("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
+        return rows[0] if rows else None
+
+    def unfinished(self) -> list[JobRecord]:
+        """Jobs a restart must resume, oldest first."""
+        marks = ", ".join("?" for _ in UNFINISHED_PHASES)
+        return self._select(
+            f"SELECT * FROM jobs WHERE phase IN ({marks}) ORDER BY job_id",  # noqa: S608
+            UNFINISHED_PHASES,
+        )
+
+    def recent(
+        self, *, folder: str | None = None, state: str | None = None, limit: int = 50
+    ) -> list[JobRecord]:
+        """Newest jobs first, optionally filtered by folder and state."""
+        clauses, params = [], []
+        if folder:
+            clauses.append("folder = ?")
+            params.append(folder)
+        if state:
+            clauses.append("state = ?")
+            params.append(state)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return self._select(
+            f"SELECT * FROM jobs {where} ORDER BY job_id DESC LIMIT ?",  # noqa: S608
+            (*params, limit),
+        )
+
+    def writable(self) -> bool:
+        """True when a write transaction can be opened (disk not read-only, not locked)."""
+        try:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            return False
+        return True
+
+    def counts(self) -> dict[str, int]:
+        """Number of jobs per state."""
+        with self._lock:
+            rows = self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+        return {row[0]: row[1] for row in rows}
+
+    def _select(self, sql: str, params: Sequence[Any]) -> list[JobRecord]:
+        with self._lock:
+            rows = self._db.execute(sql, params).fetchall()
+        return [
+            JobRecord(**{key: _from_db(row[key]) for key in row.keys()})  # noqa: SIM118
+            for row in rows
+        ]
+
+
+def _to_db(value: Any) -> Any:
+    # Names that are not valid UTF-8 carry lone surrogates, which SQLite text
+    # cannot hold; they are stored as their raw bytes instead.
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogateescape")
+    return value
+
+
+def _from_db(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    return value

@@ -1,0 +1,1 @@
+"""Conversion workflows: the step protocol, the registry and one module per engine."""

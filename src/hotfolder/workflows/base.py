@@ -1,0 +1,141 @@
+"""The step protocol: what every conversion step and workflow looks like.
+
+A workflow is an ordered chain of steps. Each step takes the files the previous
+step produced (the job's inputs for the first) and writes its own outputs into
+a directory of its own, so that steps can be chained freely. A step declares
+the job options it understands; a workflow's options are the union of its
+steps' options, and a profile is a named set of values for them.
+
+Steps run inside a worker process and must only read their inputs and write
+below ``out_dir``. They raise :class:`hotfolder.errors.JobError` subclasses,
+translating engine exceptions at their own boundary.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import TypeAdapter, ValidationError
+
+from hotfolder.errors import OptionInvalid
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One job option: its name, a type pydantic validates, default and help.
+
+    ``type`` is any annotation pydantic accepts (``int``, ``Literal["a", "b"]``,
+    ``Annotated[int, Field(ge=1)]``, ``list[str]`` …). ``secret`` options (passwords)
+    are never logged, shown or written to a status file.
+    """
+
+    name: str
+    type: Any
+    default: Any
+    help: str
+    secret: bool = False
+
+    def validate(self, value: Any) -> Any:
+        """Return the value converted to the option's type, or raise OptionInvalid."""
+        try:
+            return TypeAdapter(self.type).validate_python(value)
+        except ValidationError as exc:
+            reason = "; ".join(err["msg"] for err in exc.errors(include_url=False))
+            shown = "(hidden)" if self.secret else repr(value)
+            raise OptionInvalid(
+                f"Option {self.name} = {shown} is invalid: {reason}. {self.help}"
+            ) from None
+
+
+@dataclass
+class StepContext:
+    """What a step knows about the job it runs in."""
+
+    job_id: str
+    job_name: str
+    options: Mapping[str, Any]
+    log: logging.Logger | logging.LoggerAdapter[logging.Logger]
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        """Record a warning for the status file (and log it)."""
+        self.warnings.append(message)
+        self.log.warning("%s", message)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """The files a step produced (below its ``out_dir``) and a summary sentence."""
+
+    outputs: list[Path]
+    message: str
+
+
+class Step(Protocol):
+    """A conversion step. Implementations are stateless and picklable."""
+
+    name: str
+    options: tuple[OptionSpec, ...]
+
+    def run(self, inputs: Sequence[Path], out_dir: Path, ctx: StepContext) -> StepResult:
+        """Convert ``inputs`` into files below ``out_dir`` named from ``ctx.job_name``.
+
+        Output file names start with the job name: ``<job name>.pdf`` or
+        ``<job name>-p001.png``; the publisher adds collision suffixes after it.
+        """
+        ...
+
+    def verify(self, inputs: Sequence[Path], result: StepResult, ctx: StepContext) -> None:
+        """Reopen every output with an independent reader and check its promise.
+
+        Raises :class:`hotfolder.errors.ToolFailed` when an output is broken
+        (DESIGN.md §3, invariant 8).
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A named chain of steps with named profiles (sets of option values)."""
+
+    name: str
+    description: str
+    steps: tuple[Step, ...]
+    profiles: Mapping[str, Mapping[str, Any]]
+
+    @property
+    def options(self) -> dict[str, OptionSpec]:
+        """Every option the workflow's steps understand, by name."""
+        specs: dict[str, OptionSpec] = {}
+        for step in self.steps:
+            for spec in step.options:
+                specs.setdefault(spec.name, spec)
+        return specs
+
+    def resolve_options(self, profile: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge defaults < profile < overrides and validate every value.
+
+        Raises OptionInvalid naming the first unknown option, unknown profile or
+        bad value.
+        """
+        if profile not in self.profiles:
+            known = ", ".join(sorted(self.profiles))
+            raise OptionInvalid(
+                f"Workflow {self.name} has no profile {profile!r}; choose one of: {known}."
+            )
+        specs = self.options
+        merged: dict[str, Any] = {name: spec.default for name, spec in specs.items()}
+        for source in (self.profiles[profile], overrides):
+            for name, value in source.items():
+                spec = specs.get(name)
+                if spec is None:
+                    known = ", ".join(sorted(specs)) or "none"
+                    raise OptionInvalid(
+                        f"Workflow {self.name} has no option {name!r}; known options: {known}."
+                    )
+                merged[name] = spec.validate(value)
+        return merged

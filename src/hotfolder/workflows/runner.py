@@ -1,0 +1,136 @@
+"""Run one job's workflow inside a worker process.
+
+This is the code both the daemon's workers and ``hotfolder convert`` execute:
+resolve options, check the inputs, run each step into its own directory,
+verify each step's outputs, then fsync and fingerprint the final outputs so
+that the daemon only has to rename them into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import stat
+import time
+import traceback
+from pathlib import Path
+
+from hotfolder.errors import CorruptInput, HotfolderError, InternalError, IOFailure, NotRegularFile
+from hotfolder.models import ErrorInfo, FileInfo, JobOutcome, JobSpec
+from hotfolder.workflows.base import StepContext
+from hotfolder.workflows.registry import get_workflow
+
+_CHUNK = 1 << 20
+
+
+def file_info(path: Path, name: str | None = None) -> FileInfo:
+    """Return name, size and SHA-256 of a regular file."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return FileInfo(name=name or path.name, bytes=size, sha256=digest.hexdigest())
+
+
+def fsync_file(path: Path) -> None:
+    """Flush a file's data to disk so a later rename publishes complete bytes."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _check_input(path: Path) -> None:
+    # lstat, not stat: a symlink is rejected, never followed (invariant 7).
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        raise IOFailure(f"The input {path.name!r} disappeared before it could be read.") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise NotRegularFile(
+            f"{path.name!r} is not a regular file; hotfolder never follows links or reads "
+            "special files. Drop the file itself, not a link to it."
+        )
+    if info.st_size == 0:
+        raise CorruptInput(
+            f"{path.name!r} is empty (0 bytes). It was probably not copied completely; "
+            "copy it into the folder again."
+        )
+
+
+def run_job(spec: JobSpec) -> JobOutcome:
+    """Run the job described by ``spec`` and report its outcome; never raises JobError."""
+    log = logging.LoggerAdapter(logging.getLogger("hotfolder.job"), {"job_id": spec.job_id})
+    started = time.monotonic()
+    inputs = [Path(p) for p in spec.inputs]
+    input_info: list[FileInfo] = []
+    ctx = StepContext(job_id=spec.job_id, job_name=spec.job_name, options={}, log=log)
+    try:
+        workflow = get_workflow(spec.workflow)
+        ctx.options = workflow.resolve_options(spec.profile, spec.options)
+        for path in inputs:
+            _check_input(path)
+        input_info = [file_info(path) for path in inputs]
+        work = Path(spec.work_dir)
+        current = inputs
+        message = ""
+        for index, step in enumerate(workflow.steps, start=1):
+            out_dir = work / f"{index:02d}-{step.name}"
+            # A retried attempt starts from a clean step directory.
+            shutil.rmtree(out_dir, ignore_errors=True)
+            out_dir.mkdir(parents=True)
+            result = step.run(current, out_dir, ctx)
+            step.verify(current, result, ctx)
+            current = result.outputs
+            message = result.message
+        for path in current:
+            fsync_file(path)
+        output_info = [file_info(path) for path in current]
+    except HotfolderError as exc:
+        return _failure(spec, exc, input_info, ctx, started)
+    except OSError as exc:
+        io_failure = IOFailure(f"Reading or writing a file failed: {exc.strerror or exc}.")
+        return _failure(spec, io_failure, input_info, ctx, started)
+    except MemoryError:
+        raise  # the worker reports this as a crash: its heap is no longer trustworthy
+    except Exception as exc:
+        log.exception("internal error")
+        summary = "".join(traceback.format_exception_only(exc)).strip()
+        failure = InternalError(
+            f"hotfolder hit an internal error ({summary}). Please report it with this status file."
+        )
+        return _failure(spec, failure, input_info, ctx, started)
+    return JobOutcome(
+        job_id=spec.job_id,
+        ok=True,
+        message=message,
+        inputs=input_info,
+        outputs=[str(path) for path in current],
+        output_info=output_info,
+        warnings=ctx.warnings,
+        engine_seconds=time.monotonic() - started,
+    )
+
+
+def _failure(
+    spec: JobSpec,
+    exc: HotfolderError,
+    input_info: list[FileInfo],
+    ctx: StepContext,
+    started: float,
+) -> JobOutcome:
+    return JobOutcome(
+        job_id=spec.job_id,
+        ok=False,
+        message=exc.message,
+        inputs=input_info,
+        warnings=ctx.warnings,
+        error=ErrorInfo(code=exc.code, message=exc.message),
+        retryable=exc.retryable,
+        engine_seconds=time.monotonic() - started,
+    )

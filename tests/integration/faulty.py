@@ -1,0 +1,63 @@
+"""A plugin workflow whose step misbehaves on request: the seam for fault tests.
+
+The input file's first word says what the step does: ``ok`` (copies the input),
+``segv`` (a real segmentation fault), ``exit`` (``os._exit``), ``hog`` (allocates
+until the worker's memory limit stops it), ``hang`` (sleeps past any timeout),
+``slow:N`` (takes N seconds, then ok), ``flaky`` (an I/O error on the first
+attempt only) and ``broken`` (writes an output that fails its check).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from hotfolder.errors import IOFailure, ToolFailed
+from hotfolder.workflows.base import OptionSpec, StepContext, StepResult, Workflow
+from hotfolder.workflows.registry import register
+
+
+class FaultyStep:
+    name = "faulty"
+    options: tuple[OptionSpec, ...] = ()
+
+    def run(self, inputs: Sequence[Path], out_dir: Path, ctx: StepContext) -> StepResult:
+        command = inputs[0].read_text().split()[0]
+        if command == "segv":
+            ctypes.string_at(0)
+        elif command == "exit":
+            os._exit(3)
+        elif command == "hog":
+            hoard = []
+            while True:
+                hoard.append(bytearray(64 * 1024 * 1024))
+        elif command == "hang":
+            time.sleep(3600)
+        elif command.startswith("slow:"):
+            time.sleep(float(command.split(":")[1]))
+        elif command == "flaky":
+            marker = out_dir.parent / "attempted"
+            if not marker.exists():
+                marker.touch()
+                raise IOFailure("The share went away for a moment (injected).")
+        output = out_dir / f"{ctx.job_name}.txt"
+        shutil.copyfile(inputs[0], output)
+        return StepResult(outputs=[output], message=f"did {command}")
+
+    def verify(self, inputs: Sequence[Path], result: StepResult, ctx: StepContext) -> None:
+        if inputs[0].read_text().startswith("broken"):
+            raise ToolFailed("The output failed its check (injected): not published.")
+
+
+register(
+    Workflow(
+        name="test-faults",
+        description="Misbehaves on request (tests only)",
+        steps=(FaultyStep(),),
+        profiles={"default": {}},
+    )
+)
