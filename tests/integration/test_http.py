@@ -47,6 +47,5 @@ def test_healthz_and_jobs_api(hotfolder) -> None:
     # A folder that cannot be watched (its input replaced by a file) makes it unhealthy.
     daemon.dir("faults").rename(daemon.root / "moved-away")
     daemon.dir("faults").write_text("not a folder")
-    code, health = wait_for(lambda: (r := get(f"{base}/healthz"))[0] == 503 and r,
-                            what="unhealthy")
+    code, health = wait_for(lambda: (r := get(f"{base}/healthz"))[0] == 503 and r, what="unhealthy")
     assert "faults" in health["problems"][0]

@@ -69,17 +69,29 @@ class StepContext:
 
 @dataclass(frozen=True)
 class StepResult:
-    """The files a step produced (below its ``out_dir``) and a summary sentence."""
+    """The files a step produced (below its ``out_dir``) and a summary sentence.
+
+    ``facts`` carries what the step learned while converting (page counts, the
+    password that opened a file) so that ``verify`` need not reopen the inputs.
+    """
 
     outputs: list[Path]
     message: str
+    facts: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Step(Protocol):
     """A conversion step. Implementations are stateless and picklable."""
 
-    name: str
-    options: tuple[OptionSpec, ...]
+    @property
+    def name(self) -> str:
+        """The step's name; it also names the step's work directory."""
+        ...
+
+    @property
+    def options(self) -> tuple[OptionSpec, ...]:
+        """The job options this step understands."""
+        ...
 
     def run(self, inputs: Sequence[Path], out_dir: Path, ctx: StepContext) -> StepResult:
         """Convert ``inputs`` into files below ``out_dir`` named from ``ctx.job_name``.
@@ -139,3 +151,13 @@ class Workflow:
                     )
                 merged[name] = spec.validate(value)
         return merged
+
+
+def human_bytes(size: int) -> str:
+    """Format a byte count for a status message: ``950 B``, ``12.4 KB``, ``3.1 MB``."""
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
