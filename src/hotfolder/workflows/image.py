@@ -79,7 +79,10 @@ def _open_checked(path: Path, max_pixels: int) -> Image.Image:
     # Pillow then refuses far larger images from the header, before decoding.
     Image.MAX_IMAGE_PIXELS = max_pixels
     try:
-        image = Image.open(path)
+        with warnings.catch_warnings():
+            # Between 1x and 2x the limit Pillow only warns; the check below decides.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
     except Image.DecompressionBombError as exc:
         raise _too_large(path, _claimed_pixels(str(exc)), max_pixels) from None
     except (OSError, SyntaxError, ValueError) as exc:
