@@ -3,7 +3,9 @@
 # integration tests (the real daemon on temp folders).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+# Engines the workflows drive, installed from Debian when missing.
+bash scripts/setup.sh ghostscript libreoffice-writer-nogui libreoffice-calc-nogui \
+    libreoffice-impress-nogui fonts-dejavu-core
 .venv/bin/ruff check src tests
 .venv/bin/ruff format --check src tests
 .venv/bin/mypy

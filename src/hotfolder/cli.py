@@ -88,14 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _load(args: argparse.Namespace) -> Any:
     from hotfolder.config import check_paths, load_settings
-    from hotfolder.workflows.registry import check_folder, load_plugins
+    from hotfolder.workflows.registry import check_folder, configure
 
     settings = load_settings(args.config)
     problems = check_paths(settings)
-    try:
-        load_plugins(settings.daemon.plugins)
-    except ImportError as exc:
-        problems.append(("daemon.plugins", f"cannot import plugin: {exc}"))
+    problems += configure(settings.daemon.plugins, settings.workflows)
     for index, folder in enumerate(settings.folders):
         for key, message in check_folder(folder.workflow, folder.profile, folder.options):
             problems.append((f"folders[{index}]({folder.name}).{key}", message))

@@ -105,6 +105,23 @@ class HttpSettings(_Strict):
         return value
 
 
+def _default_profiles() -> dict[str, dict[str, Any]]:
+    return {"default": {}}
+
+
+class WorkflowSettings(_Strict):
+    """A workflow of the operator's own: a chain of named steps with profiles.
+
+    ``steps = ["office-to-pdf", "pdf-archive", "pdf-protect"]`` runs each step on
+    the previous one's outputs; ``hotfolder workflows`` lists the step names.
+    """
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=64)]
+    description: str = ""
+    steps: Annotated[list[str], Field(min_length=1)]
+    profiles: dict[str, dict[str, Any]] = Field(default_factory=_default_profiles)
+
+
 class FolderSettings(_Strict):
     """One ``[[folders]]`` entry: an input folder mapped to a workflow and profile."""
 
@@ -190,6 +207,7 @@ class Settings(BaseSettings):
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     folders: list[FolderSettings] = Field(default_factory=list)
+    workflows: list[WorkflowSettings] = Field(default_factory=list)
     config_file: Path | None = Field(default=None, exclude=True)
 
     @classmethod

@@ -64,6 +64,7 @@ class Daemon:
             max_jobs_per_worker=daemon.max_jobs_per_worker,
             memory_limit_mb=daemon.worker_memory_limit,
             plugins=daemon.plugins,
+            workflows=self.settings.workflows,
         )
         pool.start()
         self.dispatcher = Dispatcher(daemon, self.folders, self.journal, publisher, pool)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from hotfolder.config import WorkflowSettings
 from hotfolder.errors import JobTimeout, WorkerCrashed
 from hotfolder.models import ErrorInfo, JobOutcome, JobSpec
 
@@ -37,7 +38,9 @@ _CTX.set_forkserver_preload(["hotfolder.workflows.runner"])
 _SCRUBBED_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID")
 
 
-def _worker_main(conn: Connection, memory_limit_mb: int, plugins: list[str]) -> None:
+def _worker_main(
+    conn: Connection, memory_limit_mb: int, plugins: list[str], workflows: list[dict[str, Any]]
+) -> None:
     """Loop of one worker process: receive a spec, run it, send the outcome."""
     # The daemon handles SIGINT/SIGTERM and stops workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -48,10 +51,12 @@ def _worker_main(conn: Connection, memory_limit_mb: int, plugins: list[str]) -> 
 
         limit = memory_limit_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    from hotfolder.workflows.registry import load_plugins
+    from hotfolder.config import WorkflowSettings
+    from hotfolder.workflows.registry import configure
     from hotfolder.workflows.runner import run_job
 
-    load_plugins(plugins)
+    # The daemon validated these before starting workers; here they only load.
+    configure(plugins, [WorkflowSettings.model_validate(w) for w in workflows])
 
     while True:
         try:
@@ -100,10 +105,13 @@ class WorkerPool:
         max_jobs_per_worker: int = 0,
         memory_limit_mb: int = 0,
         plugins: Sequence[str] = (),
+        workflows: Sequence[WorkflowSettings] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.size = size
         self.plugins = list(plugins)
+        # Plain dicts: they cross into the worker processes by pickle.
+        self.workflows = [w.model_dump() for w in workflows]
         self.max_jobs_per_worker = max_jobs_per_worker
         self.memory_limit_mb = memory_limit_mb
         self._clock = clock
@@ -120,7 +128,7 @@ class WorkerPool:
         parent, child = _CTX.Pipe(duplex=True)
         process = _CTX.Process(
             target=_worker_main,
-            args=(child, self.memory_limit_mb, self.plugins),
+            args=(child, self.memory_limit_mb, self.plugins, self.workflows),
             name="hotfolder-worker",
         )
         process.daemon = True

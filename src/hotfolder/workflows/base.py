@@ -118,6 +118,9 @@ class Workflow:
     description: str
     steps: tuple[Step, ...]
     profiles: Mapping[str, Mapping[str, Any]]
+    #: True when the first step takes all of a job's inputs at once (merge);
+    #: otherwise a job with several inputs converts each of them.
+    multi_input: bool = False
 
     @property
     def options(self) -> dict[str, OptionSpec]:
@@ -161,3 +164,13 @@ def human_bytes(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     raise AssertionError("unreachable")
+
+
+def output_stem(inputs: Sequence[Path], source: Path, ctx: StepContext) -> str:
+    """The base name for outputs a per-file step makes from ``source``.
+
+    With one input the job name names the output (so a manifest's ``name`` wins);
+    with several (a split's pages going on to another step) each keeps its own stem,
+    which already starts with the job name.
+    """
+    return ctx.job_name if len(inputs) == 1 else source.stem

@@ -256,6 +256,9 @@ IMAGE_CONVERT = Workflow(
 )
 
 
+WORKFLOWS = (IMAGE_CONVERT,)
+
+
 def engine_versions() -> dict[str, str]:
     """Version of the image engine, for ``hotfolder workflows`` and status files."""
     return {"Pillow": PIL.__version__}

@@ -248,6 +248,9 @@ PDF_OPTIMIZE = Workflow(
 )
 
 
+WORKFLOWS = (PDF_OPTIMIZE,)
+
+
 def engine_versions() -> dict[str, str]:
     """Versions of the PDF engines, for ``hotfolder workflows`` and status files."""
     return {

@@ -1,23 +1,56 @@
-"""The registry of built-in workflows and the engine versions they use."""
+"""The registry of workflows and steps: built-ins, plugins and the config's own chains.
+
+Built-in workflows are defined exactly as users define theirs: a chain of named
+steps plus profiles. Each built-in engine module exposes ``WORKFLOWS`` (its
+workflows) and ``engine_versions()``; a workflow's steps become available by
+name for chains declared in the config's ``[[workflows]]`` tables.
+"""
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from types import ModuleType
 from typing import Any
 
+from hotfolder.config import WorkflowSettings
 from hotfolder.errors import OptionInvalid
-from hotfolder.workflows import image, pdf
-from hotfolder.workflows.base import Workflow
+from hotfolder.workflows.base import Step, Workflow
 
-_BUILTIN: dict[str, Workflow] = {wf.name: wf for wf in (pdf.PDF_OPTIMIZE, image.IMAGE_CONVERT)}
+#: Engine modules below ``hotfolder.workflows`` that provide the built-ins, in
+#: the order ``hotfolder workflows`` lists them.
+BUILTIN_MODULES = ("pdf", "image")
+
+_workflows: dict[str, Workflow] = {}
+_steps: dict[str, Step] = {}
+#: Steps that take all of a job's inputs at once (merge) rather than one file each.
+_multi_input: set[str] = set()
+_builtin_names: set[str] = set()
+
+
+def _engine_modules() -> list[ModuleType]:
+    return [importlib.import_module(f"hotfolder.workflows.{name}") for name in BUILTIN_MODULES]
 
 
 def register(workflow: Workflow) -> None:
-    """Add a workflow (from a plugin module); a name may not be taken twice."""
-    if _BUILTIN.get(workflow.name, workflow) is not workflow:
+    """Add a workflow (from a plugin module) and its steps; names may not be taken twice."""
+    if _workflows.get(workflow.name, workflow) is not workflow:
         raise ValueError(f"a workflow named {workflow.name!r} is already registered")
-    _BUILTIN[workflow.name] = workflow
+    _workflows[workflow.name] = workflow
+    for step in workflow.steps:
+        _steps.setdefault(step.name, step)
+    if workflow.multi_input:
+        _multi_input.add(workflow.steps[0].name)
+
+
+def _register_builtins() -> None:
+    for module in _engine_modules():
+        for workflow in module.WORKFLOWS:
+            register(workflow)
+            _builtin_names.add(workflow.name)
+
+
+_register_builtins()
 
 
 def load_plugins(modules: Iterable[str]) -> None:
@@ -29,17 +62,72 @@ def load_plugins(modules: Iterable[str]) -> None:
         importlib.import_module(module)
 
 
+def define(definition: WorkflowSettings) -> Workflow:
+    """Build and register a workflow from the config's chain of step names.
+
+    Raises OptionInvalid naming an unknown step or a bad profile value.
+    """
+    if definition.name in _builtin_names:
+        raise OptionInvalid(f"{definition.name!r} is a built-in workflow; choose another name.")
+    chain: list[Step] = []
+    for name in definition.steps:
+        step = _steps.get(name)
+        if step is None:
+            known = ", ".join(sorted(_steps))
+            raise OptionInvalid(f"Unknown step {name!r}; known steps: {known}.")
+        chain.append(step)
+    for later in definition.steps[1:]:
+        if later in _multi_input:
+            raise OptionInvalid(
+                f"Step {later!r} takes all of a job's inputs and can only come first."
+            )
+    workflow = Workflow(
+        name=definition.name,
+        description=definition.description or " -> ".join(definition.steps),
+        steps=tuple(chain),
+        profiles=definition.profiles,
+        multi_input=definition.steps[0] in _multi_input,
+    )
+    for profile in workflow.profiles:
+        workflow.resolve_options(profile, {})
+    _workflows.pop(definition.name, None)
+    register(workflow)
+    return workflow
+
+
+def configure(
+    plugins: Sequence[str], definitions: Sequence[WorkflowSettings]
+) -> list[tuple[str, str]]:
+    """Load plugins, then define the config's workflows; return (key, message) problems."""
+    problems: list[tuple[str, str]] = []
+    try:
+        load_plugins(plugins)
+    except ImportError as exc:
+        problems.append(("daemon.plugins", f"cannot import plugin: {exc}"))
+    for index, definition in enumerate(definitions):
+        try:
+            define(definition)
+        except OptionInvalid as exc:
+            problems.append((f"workflows[{index}]({definition.name})", exc.message))
+    return problems
+
+
 def workflows() -> Mapping[str, Workflow]:
     """Every known workflow by name."""
-    return _BUILTIN
+    return _workflows
+
+
+def steps() -> Mapping[str, Step]:
+    """Every known step by name (what ``[[workflows]] steps`` may name)."""
+    return _steps
 
 
 def get_workflow(name: str) -> Workflow:
     """Return the workflow called ``name`` or raise OptionInvalid naming the known ones."""
     try:
-        return _BUILTIN[name]
+        return _workflows[name]
     except KeyError:
-        known = ", ".join(sorted(_BUILTIN))
+        known = ", ".join(sorted(_workflows))
         raise OptionInvalid(f"Unknown workflow {name!r}; known workflows: {known}.") from None
 
 
@@ -62,8 +150,8 @@ def check_folder(workflow: str, profile: str, options: Mapping[str, Any]) -> lis
 
 
 def tool_versions() -> dict[str, str]:
-    """Versions of the engines the built-in workflows use, probed once."""
+    """Versions of the engines the built-in workflows use."""
     versions: dict[str, str] = {}
-    versions.update(pdf.engine_versions())
-    versions.update(image.engine_versions())
+    for module in _engine_modules():
+        versions.update(module.engine_versions())
     return versions
