@@ -14,11 +14,13 @@ is the lock: of two daemons or two threads only one can move the file.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
 import stat
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from ulid import ULID
@@ -96,9 +98,14 @@ def _remove_empty(work: Path) -> None:
             directory.rmdir()
 
 
-def claim_copy(folder: FolderSettings, source: Path, journal: Journal) -> JobRecord:
-    """Claim for one-shot conversions: the original stays, the work area gets a copy."""
-    info = source.lstat()
+def claim_copy(folder: FolderSettings, sources: Sequence[Path], journal: Journal) -> JobRecord:
+    """Claim for one-shot conversions: the originals stay, the work area gets copies.
+
+    Several sources make one job with several inputs (a merge), named after the first.
+    """
+    first = sources[0]
+    names = _distinct_names([source.name for source in sources])
+    kinds = [stat.S_ISREG(source.lstat().st_mode) for source in sources]
     job_id = new_job_id()
     work = folder.work_dir / "jobs" / job_id
     record = JobRecord(
@@ -106,23 +113,40 @@ def claim_copy(folder: FolderSettings, source: Path, journal: Journal) -> JobRec
         folder=folder.name,
         state=JobState.PENDING.value,
         phase="claiming",
-        name=job_name_for(source.name),
+        name=job_name_for(first.name),
         rel_dir="",
-        input_name=source.name,
-        source=str(source),
+        input_name=names[0],
+        extra_inputs=json.dumps(names[1:]),
+        source=str(first),
         work_dir=str(work),
         workflow=folder.workflow,
         profile=folder.profile,
-        kind="file" if stat.S_ISREG(info.st_mode) else "rejected",
+        kind="file" if all(kinds) else "rejected",
         created_at=time.time(),
     )
     (work / "input").mkdir(parents=True)
     if record.kind == "file":
-        try:
-            os.link(source, record.work_input, follow_symlinks=False)
-        except OSError:
-            shutil.copy2(source, record.work_input, follow_symlinks=False)
+        for source, target in zip(sources, record.work_inputs, strict=True):
+            try:
+                os.link(source, target, follow_symlinks=False)
+            except OSError:
+                shutil.copy2(source, target, follow_symlinks=False)
         copied = record.work_input.lstat()
         record.input_size, record.input_mtime = copied.st_size, copied.st_mtime_ns
     journal.insert(record)
     return record
+
+
+def _distinct_names(names: list[str]) -> list[str]:
+    # Inputs from different directories may share a name; the work area needs one each.
+    seen: set[str] = set()
+    result: list[str] = []
+    for name in names:
+        candidate, n = name, 1
+        while candidate in seen:
+            n += 1
+            stem = job_name_for(name)
+            candidate = f"{stem}_{n}{name[len(stem) :]}"
+        seen.add(candidate)
+        result.append(candidate)
+    return result

@@ -36,9 +36,12 @@ def _parser() -> argparse.ArgumentParser:
 
     with_config(sub.add_parser("run", help="run the daemon in the foreground"))
     with_config(sub.add_parser("check-config", help="validate the config and print every error"))
+    own_workflows = "also load plugins and [[workflows]] chains from this config file"
     wf = sub.add_parser("workflows", help="list workflows, profiles, options and tool versions")
     wf.add_argument("--json", action="store_true", help="machine-readable output")
+    wf.add_argument("--config", "-c", help=own_workflows)
     conv = sub.add_parser("convert", help="convert files once, as the daemon would")
+    conv.add_argument("--config", "-c", help=own_workflows)
     conv.add_argument("--workflow", "-w", required=True)
     conv.add_argument("--profile", "-p", default="default")
     conv.add_argument(
@@ -118,8 +121,24 @@ def _check_config(args: argparse.Namespace) -> int:
     return int(ExitCode.OK)
 
 
+def _own_workflows(args: argparse.Namespace) -> tuple[list[str], list[Any]]:
+    """Load the plugins and workflow chains of ``--config``, when one is given."""
+    from hotfolder.config import load_settings
+    from hotfolder.workflows.registry import configure
+
+    if not args.config:
+        return [], []
+    settings = load_settings(args.config)
+    problems = configure(settings.daemon.plugins, settings.workflows)
+    if problems:
+        raise ConfigError(problems, str(settings.config_file))
+    return settings.daemon.plugins, settings.workflows
+
+
 def _workflows(args: argparse.Namespace) -> int:
     from hotfolder.workflows.registry import tool_versions, workflows
+
+    _own_workflows(args)
 
     data: dict[str, dict[str, Any]] = {
         name: {
@@ -177,8 +196,9 @@ def _convert(args: argparse.Namespace) -> int:
     from hotfolder.executor import WorkerPool
     from hotfolder.journal import Journal
     from hotfolder.publish import Publisher
-    from hotfolder.workflows.registry import check_folder
+    from hotfolder.workflows.registry import check_folder, get_workflow
 
+    plugins, definitions = _own_workflows(args)
     options = _parse_options(args.option)
     problems = check_folder(args.workflow, args.profile, options)
     if problems:
@@ -201,10 +221,12 @@ def _convert(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             options=options,
         )
-        workers = args.workers or min(len(inputs), os.cpu_count() or 1)
+        # A merge takes every input into one job; other workflows make a job per input.
+        batches = [inputs] if get_workflow(args.workflow).multi_input else [[p] for p in inputs]
+        workers = args.workers or min(len(batches), os.cpu_count() or 1)
         daemon = DaemonSettings(workers=workers, retries=0)
         journal = Journal(Path(temp) / "journal.sqlite3")
-        pool = WorkerPool(workers)
+        pool = WorkerPool(workers, plugins=plugins, workflows=definitions)
         pool.start()
         dispatcher = Dispatcher(
             daemon,
@@ -213,7 +235,7 @@ def _convert(args: argparse.Namespace) -> int:
             Publisher(journal, {"convert": folder}, keep_originals=True),
             pool,
         )
-        records = [claim_copy(folder, path, journal) for path in inputs]
+        records = [claim_copy(folder, batch, journal) for batch in batches]
         for record in records:
             dispatcher.enqueue(record)
         thread = threading.Thread(target=dispatcher.run, name="hotfolder-dispatch", daemon=True)
@@ -227,13 +249,13 @@ def _convert(args: argparse.Namespace) -> int:
             status = final.status() if final else None
             if status is None:
                 failed += 1
-                print(f"{record.input_name}: not finished", file=sys.stderr)
+                print(f"{', '.join(record.input_names)}: not finished", file=sys.stderr)
                 continue
             state = status["status"]
             failed += state != JobState.SUCCESS.value
             outputs = ", ".join(o["name"] for o in status["outputs"])
             where = f" -> {outputs}" if outputs else ""
-            print(f"{record.input_name}: {state}{where}: {status['message']}")
+            print(f"{', '.join(record.input_names)}: {state}{where}: {status['message']}")
         journal.close()
     return int(ExitCode.FAILURE if failed else ExitCode.OK)
 

@@ -147,7 +147,7 @@ class Dispatcher:
             workflow=record.workflow,
             profile=record.profile,
             options=dict(folder.options),
-            inputs=[str(record.work_input)],
+            inputs=[str(path) for path in record.work_inputs],
             work_dir=str(Path(record.work_dir) / "work"),
         )
         self.pool.submit(spec, folder.timeout)

@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     message       TEXT,
     result        TEXT,
     published_name TEXT,
-    status_json   TEXT
+    status_json   TEXT,
+    extra_inputs  TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, folder);
 CREATE INDEX IF NOT EXISTS jobs_phase ON jobs (phase);
@@ -90,11 +91,23 @@ class JobRecord:
     result: str | None = None
     published_name: str | None = None
     status_json: str | None = None
+    #: JSON list of further input names, in order, for jobs with several inputs.
+    extra_inputs: str = "[]"
 
     @property
     def work_input(self) -> Path:
-        """Where the claimed original lives while the job is unfinished."""
+        """Where the (first) claimed original lives while the job is unfinished."""
         return Path(self.work_dir) / "input" / self.input_name
+
+    @property
+    def input_names(self) -> list[str]:
+        """Every input name in order, the first being ``input_name``."""
+        return [self.input_name, *json.loads(self.extra_inputs)]
+
+    @property
+    def work_inputs(self) -> list[Path]:
+        """Where every claimed original lives while the job is unfinished."""
+        return [Path(self.work_dir) / "input" / name for name in self.input_names]
 
     @property
     def job_state(self) -> JobState:
@@ -127,6 +140,7 @@ class Journal:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=FULL")
                 self._db.executescript(SCHEMA)
+                self._migrate()
         except sqlite3.Error as exc:
             raise StartupError(f"cannot open the job journal {path}: {exc}") from None
         self._db.row_factory = sqlite3.Row
@@ -147,6 +161,12 @@ class Journal:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        # Journals written by 0.1.0 lack columns added since; add them in place.
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        if "extra_inputs" not in present:
+            self._db.execute("ALTER TABLE jobs ADD COLUMN extra_inputs TEXT NOT NULL DEFAULT '[]'")
 
     def insert(self, record: JobRecord) -> None:
         """Add a new job row (committed before the input is renamed)."""

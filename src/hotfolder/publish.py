@@ -186,7 +186,11 @@ class Publisher:
         if state is not JobState.SUCCESS and not self.keep_originals:
             rests.append(_rest(record.input_name, record.name))
         if not inputs:
-            inputs = [FileInfo(name=record.input_name, bytes=record.input_size, sha256="")]
+            sizes = [record.input_size] + [0] * (len(record.input_names) - 1)
+            inputs = [
+                FileInfo(name=input_name, bytes=size, sha256="")
+                for input_name, size in zip(record.input_names, sizes, strict=True)
+            ]
         with self._lock:
             name = free_name(target, record.name, rests)
             finished = time.time()
@@ -254,28 +258,35 @@ class Publisher:
         if not (target / f"{name}{STATUS_SUFFIX}").exists():
             write_synced(status_file, record.status_json)
             place_unique(status_file, target, name, STATUS_SUFFIX)
-        original = record.work_input
         state = JobState(status["status"])
-        # keep_originals (one-shot convert): the original never left its place and
-        # the work area holds only a copy, removed with the work area below.
-        if os.path.lexists(original) and not self.keep_originals:
-            if state is not JobState.SUCCESS:
-                place_unique(original, target, name, _rest(record.input_name, record.name))
-            else:
-                archive = self.folders[record.folder].archive_dir
-                if archive is None:
-                    original.unlink()
+        # keep_originals (one-shot convert): the originals never left their place and
+        # the work area holds only copies, removed with the work area below.
+        if not self.keep_originals:
+            for index, original in enumerate(record.work_inputs):
+                if not os.path.lexists(original):
+                    continue
+                # The first input shares the job's name (and, in error/, the status
+                # file's collision suffix); further inputs keep their own names.
+                own = record.name if index == 0 else job_name_for(original.name)
+                rest = _rest(original.name, own)
+                if state is not JobState.SUCCESS:
+                    place_unique(original, target, name if index == 0 else own, rest)
                 else:
-                    where = archive / record.rel_dir
-                    where.mkdir(parents=True, exist_ok=True)
-                    place_unique(
-                        original, where, record.name, _rest(record.input_name, record.name)
-                    )
-                    fsync_dir(where)
+                    self._archive(record, original, own, rest)
         fsync_dir(target)
         self.journal.update(record.job_id, phase="done", state=state.value)
         record.phase = "done"
         shutil.rmtree(work, ignore_errors=True)
+
+    def _archive(self, record: JobRecord, original: Path, stem: str, rest: str) -> None:
+        archive = self.folders[record.folder].archive_dir
+        if archive is None:
+            original.unlink()
+            return
+        where = archive / record.rel_dir
+        where.mkdir(parents=True, exist_ok=True)
+        place_unique(original, where, stem, rest)
+        fsync_dir(where)
 
 
 def _dumps(data: object) -> str:
