@@ -26,6 +26,7 @@ from hotfolder.intake import FolderIntake
 from hotfolder.journal import Journal
 from hotfolder.publish import Publisher
 from hotfolder.watcher import FolderWatch
+from hotfolder.workflows.registry import tool_versions
 
 log = logging.getLogger("hotfolder.daemon")
 
@@ -96,6 +97,8 @@ class Daemon:
                     f"cannot listen on {self.settings.http.listen}: {exc.strerror}"
                 ) from None
             self.http.start()
+        # Probing engines (LibreOffice takes a second or two) must not delay intake.
+        threading.Thread(target=_log_tool_versions, name="hotfolder-probe", daemon=True).start()
         log.info(
             "hotfolder started: %d folder(s), %d worker(s), journal %s",
             len(self.folders),
@@ -254,3 +257,14 @@ class Daemon:
                 pass
         finally:
             self.stop()
+
+
+def _log_tool_versions() -> None:
+    versions = tool_versions()
+    log.info("engines: %s", ", ".join(f"{name} {version}" for name, version in versions.items()))
+    missing = [name for name, version in versions.items() if version == "missing"]
+    if missing:
+        log.warning(
+            "not installed: %s; workflows that need them fail with tool_missing",
+            ", ".join(missing),
+        )
