@@ -140,6 +140,14 @@ class FolderSettings(_Strict):
     timeout: PositiveSeconds = 600.0
     observer: ObserverKind | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    #: Manifests may pick another workflow or profile than the folder's.
+    allow_overrides: bool = False
+    #: Seconds a manifest waits for the inputs it names before failing inputs_missing.
+    manifest_timeout: PositiveSeconds = 3600.0
+    #: Callback URLs must start with one of these; empty: no callbacks at all.
+    callback_allow: list[str] = Field(default_factory=list)
+    #: Key of the HMAC-SHA256 signature sent with every callback.
+    callback_secret: str = Field(default="", repr=False)
 
     @field_validator("name")
     @classmethod

@@ -20,7 +20,8 @@ from hotfolder.errors import IOFailure, NotRegularFile
 from hotfolder.executor import WorkerPool
 from hotfolder.jobqueue import FairQueue
 from hotfolder.journal import JobRecord, Journal
-from hotfolder.models import ErrorInfo, JobOutcome, JobSpec, JobState, JobStatus
+from hotfolder.manifest import Manifest, plan
+from hotfolder.models import ConversionSpec, ErrorInfo, JobOutcome, JobSpec, JobState, JobStatus
 from hotfolder.publish import Publisher
 
 log = logging.getLogger("hotfolder.dispatch")
@@ -141,15 +142,7 @@ class Dispatcher:
             started_at=record.started_at,
             attempts=record.attempts,
         )
-        spec = JobSpec(
-            job_id=record.job_id,
-            job_name=record.name,
-            workflow=record.workflow,
-            profile=record.profile,
-            options=dict(folder.options),
-            inputs=[str(path) for path in record.work_inputs],
-            work_dir=str(Path(record.work_dir) / "work"),
-        )
+        spec = job_spec(record, folder)
         self.pool.submit(spec, folder.timeout)
         log.info(
             "job %s processing folder=%s input=%r attempt=%d",
@@ -282,4 +275,23 @@ def _changed_outcome(spec: JobSpec) -> JobOutcome:
         message=error.message,
         error=ErrorInfo(code=error.code, message=error.message),
         retryable=True,
+    )
+
+
+def job_spec(record: JobRecord, folder: FolderSettings) -> JobSpec:
+    """What the worker runs for ``record``: the folder's settings, refined by a manifest."""
+    conversions = [ConversionSpec(workflow=record.workflow, profile=record.profile)]
+    options: dict[str, object] = dict(folder.options)
+    documents: dict[str, dict[str, object]] = {}
+    if record.manifest:
+        planned = plan(Manifest.model_validate_json(record.manifest), folder)
+        conversions, options, documents = planned.conversions, planned.options, planned.documents
+    return JobSpec(
+        job_id=record.job_id,
+        job_name=record.name,
+        conversions=conversions,
+        options=options,
+        document_options=documents,
+        inputs=[str(path) for path in record.work_inputs],
+        work_dir=str(Path(record.work_dir) / "work"),
     )

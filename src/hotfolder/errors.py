@@ -28,6 +28,7 @@ this tree at one boundary per engine, never passed through::
         ├── ToolFailed              tool_failed (engine bug, output failed its check)
         ├── IOFailure               io_error (retryable)
         ├── InputsMissing           inputs_missing
+        ├── ManifestInvalid         manifest_invalid (a *.job.json that is not valid)
         ├── Aborted                 aborted
         └── InternalError           internal
 """
@@ -166,6 +167,12 @@ class InputsMissing(JobError):
     code = "inputs_missing"
 
 
+class ManifestInvalid(JobError):
+    """A sidecar manifest is not valid JSON or does not match the schema."""
+
+    code = "manifest_invalid"
+
+
 class Aborted(JobError):
     """The job was cancelled."""
 
@@ -195,6 +202,7 @@ ERROR_CODES: tuple[str, ...] = tuple(
         ToolFailed,
         IOFailure,
         InputsMissing,
+        ManifestInvalid,
         Aborted,
         InternalError,
     )
@@ -216,6 +224,7 @@ _BY_CODE: dict[str, type[HotfolderError]] = {
         ToolFailed,
         IOFailure,
         InputsMissing,
+        ManifestInvalid,
         Aborted,
         InternalError,
     )

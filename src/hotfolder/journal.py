@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     result        TEXT,
     published_name TEXT,
     status_json   TEXT,
-    extra_inputs  TEXT NOT NULL DEFAULT '[]'
+    extra_inputs  TEXT NOT NULL DEFAULT '[]',
+    manifest      TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, folder);
 CREATE INDEX IF NOT EXISTS jobs_phase ON jobs (phase);
@@ -93,6 +94,8 @@ class JobRecord:
     status_json: str | None = None
     #: JSON list of further input names, in order, for jobs with several inputs.
     extra_inputs: str = "[]"
+    #: The validated manifest (JSON) of a manifest job; None for single files.
+    manifest: str | None = None
 
     @property
     def work_input(self) -> Path:
@@ -167,6 +170,8 @@ class Journal:
         present = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
         if "extra_inputs" not in present:
             self._db.execute("ALTER TABLE jobs ADD COLUMN extra_inputs TEXT NOT NULL DEFAULT '[]'")
+        if "manifest" not in present:
+            self._db.execute("ALTER TABLE jobs ADD COLUMN manifest TEXT")
 
     def insert(self, record: JobRecord) -> None:
         """Add a new job row (committed before the input is renamed)."""

@@ -89,18 +89,40 @@ def iso_utc(timestamp: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+class ConversionSpec(BaseModel):
+    """One target of a job: a workflow, its profile and options of its own."""
+
+    model_config = ConfigDict(frozen=True)
+
+    workflow: str
+    profile: str = "default"
+    options: dict[str, object] = Field(default_factory=dict)
+    #: Appended to the job name for this conversion's outputs (``-preview``).
+    suffix: str = ""
+
+
 class JobSpec(BaseModel):
-    """What a worker needs to run one job: sent from the daemon to a worker."""
+    """What a worker needs to run one job: sent from the daemon to a worker.
+
+    ``options`` (the folder's, then the manifest's) apply to every conversion
+    whose workflow knows them; each conversion's own options override them.
+    ``document_options`` holds per-input options (a password) by input name.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     job_id: str
     job_name: str
-    workflow: str
-    profile: str
+    conversions: list[ConversionSpec]
     options: dict[str, object] = Field(default_factory=dict)
+    document_options: dict[str, dict[str, object]] = Field(default_factory=dict)
     inputs: list[str]
     work_dir: str
+
+    @property
+    def workflow(self) -> str:
+        """The first conversion's workflow (what logs and metrics name)."""
+        return self.conversions[0].workflow
 
 
 class JobOutcome(BaseModel):

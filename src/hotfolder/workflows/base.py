@@ -60,6 +60,13 @@ class StepContext:
     options: Mapping[str, Any]
     log: logging.Logger | logging.LoggerAdapter[logging.Logger]
     warnings: list[str] = field(default_factory=list)
+    #: Options of single inputs (a manifest's per-document password), by input name.
+    document_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def document_option(self, path: Path, name: str) -> Any:
+        """The value of option ``name`` for the input at ``path``: its own, else the job's."""
+        own = self.document_options.get(path.name, {})
+        return own[name] if name in own else self.options[name]
 
     def warn(self, message: str) -> None:
         """Record a warning for the status file (and log it)."""

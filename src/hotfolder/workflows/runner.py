@@ -15,11 +15,20 @@ import shutil
 import stat
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from hotfolder.errors import CorruptInput, HotfolderError, InternalError, IOFailure, NotRegularFile
+from hotfolder.errors import (
+    CorruptInput,
+    HotfolderError,
+    InternalError,
+    IOFailure,
+    NotRegularFile,
+    OptionInvalid,
+)
 from hotfolder.models import ErrorInfo, FileInfo, JobOutcome, JobSpec
-from hotfolder.workflows.base import StepContext
+from hotfolder.workflows.base import OptionSpec, StepContext, Workflow
 from hotfolder.workflows.registry import get_workflow
 
 _CHUNK = 1 << 20
@@ -63,34 +72,73 @@ def _check_input(path: Path) -> None:
         )
 
 
+@dataclass(frozen=True)
+class _Planned:
+    workflow: Workflow
+    options: dict[str, Any]
+    job_name: str
+
+
+def _plan(spec: JobSpec) -> tuple[list[_Planned], dict[str, dict[str, Any]]]:
+    """Resolve and validate every conversion's options and the per-document options."""
+    planned: list[_Planned] = []
+    known: dict[str, OptionSpec] = {}
+    several = len(spec.conversions) > 1
+    for conversion in spec.conversions:
+        workflow = get_workflow(conversion.workflow)
+        # Shared options go to every conversion that understands them.
+        shared = {k: v for k, v in spec.options.items() if not several or k in workflow.options}
+        options = workflow.resolve_options(conversion.profile, {**shared, **conversion.options})
+        planned.append(_Planned(workflow, options, spec.job_name + conversion.suffix))
+        for name, option in workflow.options.items():
+            known.setdefault(name, option)
+    unknown = sorted(set(spec.options) - set(known))
+    if unknown:
+        raise OptionInvalid(
+            f"No conversion of this job has the option(s) {', '.join(unknown)}; "
+            f"known options: {', '.join(sorted(known))}."
+        )
+    documents: dict[str, dict[str, Any]] = {}
+    for document, values in spec.document_options.items():
+        checked: dict[str, Any] = {}
+        for name, value in values.items():
+            if name not in known:
+                raise OptionInvalid(f"Input {document!r} has option {name!r}, which no step knows.")
+            checked[name] = known[name].validate(value)
+        documents[document] = checked
+    return planned, documents
+
+
 def run_job(spec: JobSpec) -> JobOutcome:
     """Run the job described by ``spec`` and report its outcome; never raises JobError."""
     log = logging.LoggerAdapter(logging.getLogger("hotfolder.job"), {"job_id": spec.job_id})
     started = time.monotonic()
     inputs = [Path(p) for p in spec.inputs]
     input_info: list[FileInfo] = []
-    ctx = StepContext(job_id=spec.job_id, job_name=spec.job_name, options={}, log=log)
+    warnings: list[str] = []
+    ctx = StepContext(spec.job_id, spec.job_name, {}, log, warnings)
     try:
-        workflow = get_workflow(spec.workflow)
-        ctx.options = workflow.resolve_options(spec.profile, spec.options)
+        planned, documents = _plan(spec)
         for path in inputs:
             _check_input(path)
         input_info = [file_info(path) for path in inputs]
         work = Path(spec.work_dir)
-        current = inputs
-        message = ""
-        for index, step in enumerate(workflow.steps, start=1):
-            out_dir = work / f"{index:02d}-{step.name}"
-            # A retried attempt starts from a clean step directory.
-            shutil.rmtree(out_dir, ignore_errors=True)
-            out_dir.mkdir(parents=True)
-            result = step.run(current, out_dir, ctx)
-            step.verify(current, result, ctx)
-            current = result.outputs
-            message = result.message
-        for path in current:
+        outputs: list[Path] = []
+        messages: list[str] = []
+        for number, conversion in enumerate(planned, start=1):
+            ctx = StepContext(
+                spec.job_id, conversion.job_name, conversion.options, log, warnings, documents
+            )
+            prefix = f"c{number}-" if len(planned) > 1 else ""
+            current, message = _run_steps(conversion.workflow, inputs, work, prefix, ctx)
+            outputs += current
+            messages.append(message)
+        _check_distinct(outputs)
+        for path in outputs:
             fsync_file(path)
-        output_info = [file_info(path) for path in current]
+        output_info = [file_info(path) for path in outputs]
+        current = outputs
+        message = " ".join(messages)
     except HotfolderError as exc:
         return _failure(spec, exc, input_info, ctx, started)
     except OSError as exc:
@@ -115,6 +163,31 @@ def run_job(spec: JobSpec) -> JobOutcome:
         warnings=ctx.warnings,
         engine_seconds=time.monotonic() - started,
     )
+
+
+def _run_steps(
+    workflow: Workflow, inputs: list[Path], work: Path, prefix: str, ctx: StepContext
+) -> tuple[list[Path], str]:
+    current, message = inputs, ""
+    for index, step in enumerate(workflow.steps, start=1):
+        out_dir = work / f"{prefix}{index:02d}-{step.name}"
+        # A retried attempt starts from a clean step directory.
+        shutil.rmtree(out_dir, ignore_errors=True)
+        out_dir.mkdir(parents=True)
+        result = step.run(current, out_dir, ctx)
+        step.verify(current, result, ctx)
+        current, message = result.outputs, result.message
+    return current, message
+
+
+def _check_distinct(outputs: list[Path]) -> None:
+    names = [path.name for path in outputs]
+    clashes = sorted({name for name in names if names.count(name) > 1})
+    if clashes:
+        raise OptionInvalid(
+            f"Several conversions of this job write {', '.join(map(repr, clashes))}; "
+            "give the conversions different suffixes."
+        )
 
 
 def _failure(
