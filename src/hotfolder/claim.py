@@ -77,19 +77,23 @@ def claim(folder: FolderSettings, candidate: Candidate, journal: Journal) -> Job
 
 
 def recover_claim(record: JobRecord) -> bool:
-    """Finish or undo a claim a crash interrupted; return False when the job must be dropped."""
-    if os.path.lexists(record.work_input):
-        return True
-    source = Path(record.source)
-    if os.path.lexists(source):
+    """Finish or undo a claim a crash interrupted; return False when the job must be dropped.
+
+    Every input still in the input folder is moved into the work area. A
+    single-file job whose file is gone from both places is dropped (the user
+    took it away before the claim); a manifest job goes on with what it has.
+    """
+    first = Path(record.source)
+    sources = [first] + [first.parent / name for name in record.input_names[1:]]
+    for source, target in zip(sources, record.work_inputs, strict=True):
+        if os.path.lexists(target) or not os.path.lexists(source):
+            continue
         try:
-            record.work_input.parent.mkdir(parents=True, exist_ok=True)
-            source.rename(record.work_input)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source.rename(target)
         except OSError as exc:
             log.warning("could not finish claiming %s: %s", source, exc.strerror)
-            return False
-        return True
-    return False
+    return record.kind == "manifest" or os.path.lexists(record.work_input)
 
 
 def _remove_empty(work: Path) -> None:

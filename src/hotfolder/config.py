@@ -140,6 +140,9 @@ class FolderSettings(_Strict):
     timeout: PositiveSeconds = 600.0
     observer: ObserverKind | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    #: on: *.job.json files are manifests; required: files become jobs only through a
+    #: manifest; off: *.job.json files are ordinary files.
+    manifests: Literal["on", "required", "off"] = "on"
     #: Manifests may pick another workflow or profile than the folder's.
     allow_overrides: bool = False
     #: Seconds a manifest waits for the inputs it names before failing inputs_missing.

@@ -24,6 +24,9 @@ from hotfolder.executor import WorkerPool
 from hotfolder.http import HttpEndpoint
 from hotfolder.intake import FolderIntake
 from hotfolder.journal import Journal
+from hotfolder.manifest import is_manifest
+from hotfolder.models import ErrorInfo, JobState
+from hotfolder.pending import PendingJobs
 from hotfolder.publish import Publisher
 from hotfolder.watcher import FolderWatch
 from hotfolder.workflows.registry import tool_versions
@@ -53,6 +56,7 @@ class Daemon:
         self.watches: dict[str, FolderWatch] = {}
         self._threads: list[threading.Thread] = []
         self.http: HttpEndpoint | None = None
+        self.pending: PendingJobs | None = None
 
     def start(self) -> None:
         """Prepare folders, recover the journal, start watching and converting."""
@@ -70,10 +74,19 @@ class Daemon:
         pool.start()
         self.dispatcher = Dispatcher(daemon, self.folders, self.journal, publisher, pool)
         self.dispatcher.on_room = self._wake.set
+        for folder in self.settings.folders:
+            self.intakes[folder.name] = FolderIntake(folder, self._clock, self._wake)
+        self.pending = PendingJobs(
+            self.folders,
+            self.intakes,
+            self.journal,
+            publisher,
+            self.dispatcher.enqueue,
+            self._clock,
+        )
         self._recover(publisher)
         for folder in self.settings.folders:
-            intake = FolderIntake(folder, self._clock, self._wake)
-            self.intakes[folder.name] = intake
+            intake = self.intakes[folder.name]
             watch = FolderWatch(
                 folder.input_dir,
                 folder.observer or daemon.observer,
@@ -113,6 +126,7 @@ class Daemon:
 
     def _recover(self, publisher: Publisher) -> None:
         assert self.journal is not None and self.dispatcher is not None
+        assert self.pending is not None
         resumed = 0
         for record in self.journal.unfinished():
             if record.folder not in self.folders:
@@ -126,8 +140,17 @@ class Daemon:
             if record.phase == "publishing":
                 publisher.resume(record)
                 continue
+            if record.phase == "waiting":
+                self.pending.restore(record)
+                continue
             if record.phase == "claiming" and not recover_claim(record):
                 self.journal.delete(record.job_id)
+                continue
+            if record.kind == "manifest" and record.phase == "claiming" and record.error_code:
+                # A pending manifest job was being failed or aborted when we stopped.
+                error = ErrorInfo(code=record.error_code, message=record.message or "")
+                state = JobState.ABORTED if error.code == "aborted" else JobState.FAILED
+                publisher.failure(record, error, state=state)
                 continue
             record.phase = "queued"
             self.journal.update(record.job_id, phase="queued", state="pending")
@@ -167,6 +190,8 @@ class Daemon:
                 self._supervise_watches()
                 next_health = now + 1.0
             waiting = False
+            assert self.pending is not None
+            self.pending.check()
             for name, intake in self.intakes.items():
                 try:
                     intake.tick()
@@ -178,6 +203,9 @@ class Daemon:
             timeout = max(0.0, wake_at - self._clock())
             if waiting:
                 timeout = min(timeout, 0.5)
+            if len(self.pending):
+                # Pending manifest jobs watch their inputs settle by polling them.
+                timeout = min(timeout, 0.25)
             self._wake.wait(timeout)
 
     def _claim_ready(self, name: str, intake: FolderIntake) -> bool:
@@ -185,7 +213,12 @@ class Daemon:
         if not intake.ready_count():
             return False
         room = self.dispatcher.room(name)
+        folder = self.folders[name]
         for candidate in intake.take(room):
+            if folder.manifests != "off" and is_manifest(candidate.path.name):
+                assert self.pending is not None
+                self.pending.arrive(folder, candidate)
+                continue
             try:
                 record = claim(self.folders[name], candidate, self.journal)
             except ClaimFailed as exc:

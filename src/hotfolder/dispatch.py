@@ -292,6 +292,7 @@ def job_spec(record: JobRecord, folder: FolderSettings) -> JobSpec:
         conversions=conversions,
         options=options,
         document_options=documents,
-        inputs=[str(path) for path in record.work_inputs],
+        # A manifest job's first input is the manifest itself: kept, not converted.
+        inputs=[str(path) for path in record.work_inputs[1 if record.manifest else 0 :]],
         work_dir=str(Path(record.work_dir) / "work"),
     )

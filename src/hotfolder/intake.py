@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hotfolder.config import FolderSettings
+from hotfolder.manifest import is_manifest
 
 log = logging.getLogger("hotfolder.intake")
 
@@ -146,6 +147,9 @@ class FolderIntake:
         self._dirty: set[Path] = set()
         self._ready: dict[Path, Candidate] = {}
         self._blocked: dict[Path, Signature] = {}
+        #: Manifests of pending jobs and the inputs they name: watched by their job,
+        #: never taken on their own.
+        self._reserved: set[Path] = set()
 
     # --- called from watcher threads -------------------------------------------------
 
@@ -228,7 +232,7 @@ class FolderIntake:
                     self._dirty.update(self._walk(path))
                 self._wake.set()
             return
-        if not self.filter.accepts(path.name):
+        if not self.filter.accepts(path.name) or not self._may_start_job(path):
             self.tracker.forget(path)
             return
         signature = Signature.of(info)
@@ -244,6 +248,25 @@ class FolderIntake:
             self._ready[path] = Candidate(path, self._rel_dir(path), signature)
             return
         self.tracker.observe(path, signature, now)
+
+    def _may_start_job(self, path: Path) -> bool:
+        if path in self._reserved:
+            return False
+        # With manifests = "required" only a manifest turns files into jobs.
+        return self.folder.manifests != "required" or is_manifest(path.name)
+
+    def reserve(self, paths: Iterable[Path]) -> None:
+        """A pending manifest job owns these paths: never take them as jobs of their own."""
+        for path in paths:
+            self._reserved.add(path)
+            self.tracker.forget(path)
+            self._ready.pop(path, None)
+
+    def release(self, paths: Iterable[Path]) -> None:
+        """The job no longer owns these paths (it claimed them, or it ended)."""
+        for path in paths:
+            self._reserved.discard(path)
+            self.hint(path)
 
     def _rel_dir(self, path: Path) -> str:
         rel = path.parent.relative_to(self.root)
@@ -261,6 +284,8 @@ class FolderIntake:
             if len(taken) >= limit:
                 break
             candidate = self._ready.pop(path)
+            if path in self._reserved:
+                continue
             info = self._lstat(path)
             if info is None:
                 continue

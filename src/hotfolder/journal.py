@@ -61,7 +61,7 @@ CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, folder);
 CREATE INDEX IF NOT EXISTS jobs_phase ON jobs (phase);
 """
 
-UNFINISHED_PHASES = ("claiming", "queued", "running", "publishing")
+UNFINISHED_PHASES = ("waiting", "claiming", "queued", "running", "publishing")
 
 
 @dataclass

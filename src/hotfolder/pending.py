@@ -1,0 +1,341 @@
+"""Manifest jobs that wait: for their inputs, for ``process: true``, or for a deadline.
+
+A settled ``*.job.json`` becomes a ``pending`` job at once (it has a job id
+and a journal row in phase ``waiting``), but the manifest and its inputs stay
+in the input folder: users may still add inputs, replace the manifest (to flip
+``process`` to true) or remove it (which aborts the job). Intake reserves
+those paths so that none of them is ever taken as a job of its own.
+
+When every input is present and has settled, and ``process`` is true, the job
+is claimed the same way single files are (journal first, then renames into the
+work area) and queued. Past ``manifest_timeout`` with inputs still missing, it
+fails with ``inputs_missing`` and the inputs that did arrive go to error/ with
+the status, as do those of a cancelled or invalid manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hotfolder.claim import new_job_id
+from hotfolder.config import FolderSettings
+from hotfolder.errors import Aborted, HotfolderError, InputsMissing, JobError, NotRegularFile
+from hotfolder.intake import Candidate, FolderIntake, Signature
+from hotfolder.journal import JobRecord, Journal
+from hotfolder.manifest import MANIFEST_SUFFIX, MAX_MANIFEST_BYTES, Manifest, parse_manifest, plan
+from hotfolder.models import ErrorInfo, JobState
+from hotfolder.publish import Publisher
+
+log = logging.getLogger("hotfolder.pending")
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class _Waiting:
+    """One pending manifest job and what it has seen of its files."""
+
+    record: JobRecord
+    folder: FolderSettings
+    manifest_path: Path
+    manifest: Manifest
+    signature: Signature | None
+    #: Input path -> (signature, since when unchanged), for settling.
+    seen: dict[Path, tuple[Signature, float]] = field(default_factory=dict)
+
+    @property
+    def inputs(self) -> list[Path]:
+        return [self.manifest_path.parent / name for name in self.manifest.input_names]
+
+    @property
+    def owned(self) -> list[Path]:
+        return [self.manifest_path, *self.inputs]
+
+    @property
+    def deadline(self) -> float:
+        return self.record.created_at + self.folder.manifest_timeout
+
+
+def read_manifest(path: Path) -> tuple[Manifest, Signature]:
+    """Read and validate the manifest at ``path`` without following a symlink."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegularFile(f"The manifest {path.name!r} is not a regular file.")
+        data = os.read(fd, MAX_MANIFEST_BYTES + 1)
+    finally:
+        os.close(fd)
+    return parse_manifest(data), Signature.of(info)
+
+
+def manifest_job_name(manifest: Manifest, path: Path) -> str:
+    """The manifest's ``name``, else its file name without ``.job.json``."""
+    return manifest.name or path.name[: -len(MANIFEST_SUFFIX)]
+
+
+class PendingJobs:
+    """All waiting manifest jobs of the daemon, checked from the intake thread."""
+
+    def __init__(
+        self,
+        folders: Mapping[str, FolderSettings],
+        intakes: Mapping[str, FolderIntake],
+        journal: Journal,
+        publisher: Publisher,
+        enqueue: Callable[[JobRecord], None],
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.folders = folders
+        self.intakes = intakes
+        self.journal = journal
+        self.publisher = publisher
+        self.enqueue = enqueue
+        self._clock = clock
+        self._waiting: dict[str, _Waiting] = {}
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def job_ids(self) -> list[str]:
+        """Ids of the jobs waiting right now."""
+        return list(self._waiting)
+
+    # --- arrival and restart ---------------------------------------------------------
+
+    def arrive(self, folder: FolderSettings, candidate: Candidate) -> JobRecord:
+        """A settled manifest becomes a pending job (or fails at once if it is invalid)."""
+        path = candidate.path
+        record = JobRecord(
+            job_id=new_job_id(),
+            folder=folder.name,
+            state=JobState.PENDING.value,
+            phase="waiting",
+            name=path.name[: -len(MANIFEST_SUFFIX)] or path.name,
+            rel_dir=candidate.rel_dir,
+            input_name=path.name,
+            source=str(path),
+            work_dir=str(folder.work_dir / "jobs"),
+            workflow=folder.workflow,
+            profile=folder.profile,
+            kind="manifest",
+            created_at=time.time(),
+        )
+        record.work_dir = str(folder.work_dir / "jobs" / record.job_id)
+        try:
+            manifest, signature = read_manifest(path)
+            planned = plan(manifest, folder)
+        except JobError as exc:
+            self.journal.insert(record)
+            self._end(record, folder, [path], exc)
+            return record
+        except OSError as exc:
+            log.warning("cannot read manifest %s: %s", path, exc.strerror)
+            self.intakes[folder.name].block(candidate)
+            return record
+        self._apply(record, manifest, path, planned.conversions[0].workflow)
+        record.profile = planned.conversions[0].profile
+        self.journal.insert(record)
+        waiting = _Waiting(record, folder, path, manifest, signature)
+        self._waiting[record.job_id] = waiting
+        self.intakes[folder.name].reserve(waiting.owned)
+        log.info(
+            "job %s pending folder=%s manifest=%r inputs=%d%s",
+            record.job_id,
+            folder.name,
+            path.name,
+            len(manifest.input_names),
+            "" if manifest.process else " (held: process is false)",
+        )
+        return record
+
+    def restore(self, record: JobRecord) -> None:
+        """Resume waiting for a job found in phase ``waiting`` at start."""
+        folder = self.folders[record.folder]
+        assert record.manifest is not None
+        manifest = Manifest.model_validate_json(record.manifest)
+        path = Path(record.source)
+        waiting = _Waiting(record, folder, path, manifest, signature=None)
+        try:
+            waiting.signature = Signature.of(path.lstat())
+        except OSError:
+            waiting.signature = None
+        self._waiting[record.job_id] = waiting
+        self.intakes[folder.name].reserve(waiting.owned)
+
+    @staticmethod
+    def _apply(record: JobRecord, manifest: Manifest, path: Path, workflow: str) -> None:
+        record.name = manifest_job_name(manifest, path)
+        record.extra_inputs = json.dumps(manifest.input_names)
+        record.manifest = manifest.model_dump_json()
+        record.workflow = workflow
+
+    # --- the periodic check ----------------------------------------------------------
+
+    def check(self) -> None:
+        """Look at every waiting job once: start, fail or keep waiting."""
+        for waiting in list(self._waiting.values()):
+            try:
+                self._check(waiting)
+            except Exception:
+                log.exception("checking pending job %s failed", waiting.record.job_id)
+
+    def _check(self, waiting: _Waiting) -> None:
+        record = waiting.record
+        try:
+            info = waiting.manifest_path.lstat()
+        except FileNotFoundError:
+            self._end_waiting(
+                waiting,
+                Aborted(
+                    f"The manifest {waiting.manifest_path.name!r} was removed while the job "
+                    "was pending, so the job was aborted. Inputs that had arrived are here."
+                ),
+            )
+            return
+        if Signature.of(info) != waiting.signature and not self._reread(waiting):
+            return
+        now = self._clock()
+        missing: list[str] = []
+        settling = False
+        for path in waiting.inputs:
+            try:
+                current = Signature.of(path.lstat())
+            except FileNotFoundError:
+                missing.append(path.name)
+                waiting.seen.pop(path, None)
+                continue
+            if not current.regular:
+                self._end_waiting(
+                    waiting,
+                    NotRegularFile(
+                        f"The manifest names {path.name!r}, which is a symbolic link or special "
+                        "file; hotfolder never follows links. Drop the file itself."
+                    ),
+                )
+                return
+            known = waiting.seen.get(path)
+            if known is None or known[0] != current:
+                waiting.seen[path] = (current, now)
+                settling = True
+            elif now - known[1] < waiting.folder.settle:
+                settling = True
+        if missing:
+            if time.time() >= waiting.deadline:
+                self._end_waiting(
+                    waiting,
+                    InputsMissing(
+                        f"{len(missing)} input(s) named by the manifest did not arrive within "
+                        f"{waiting.folder.manifest_timeout:.0f} s: {', '.join(missing)}. Drop "
+                        "the manifest again together with all its files."
+                    ),
+                )
+            return
+        if settling or not waiting.manifest.process:
+            return
+        self._start(waiting)
+        log.info("job %s: all %d input(s) present", record.job_id, len(waiting.inputs))
+
+    def _reread(self, waiting: _Waiting) -> bool:
+        """The manifest was replaced: take the new one; False if the job ended instead."""
+        try:
+            manifest, signature = read_manifest(waiting.manifest_path)
+            planned = plan(manifest, waiting.folder)
+        except FileNotFoundError:
+            return False  # removed just now: the next check aborts the job
+        except JobError as exc:
+            self._end_waiting(waiting, exc)
+            return False
+        intake = self.intakes[waiting.folder.name]
+        intake.release(waiting.owned)
+        waiting.manifest, waiting.signature = manifest, signature
+        intake.reserve(waiting.owned)
+        record = waiting.record
+        self._apply(record, manifest, waiting.manifest_path, planned.conversions[0].workflow)
+        record.profile = planned.conversions[0].profile
+        self.journal.update(
+            record.job_id,
+            name=record.name,
+            extra_inputs=record.extra_inputs,
+            manifest=record.manifest,
+            workflow=record.workflow,
+            profile=record.profile,
+        )
+        log.info(
+            "job %s: manifest replaced (process=%s)", record.job_id, str(manifest.process).lower()
+        )
+        return True
+
+    # --- leaving the waiting state ---------------------------------------------------
+
+    def _start(self, waiting: _Waiting) -> None:
+        record = waiting.record
+        self._claim(record, waiting.owned)
+        del self._waiting[record.job_id]
+        self.intakes[waiting.folder.name].release(waiting.owned)
+        self.journal.update(record.job_id, phase="queued")
+        record.phase = "queued"
+        self.enqueue(record)
+
+    def cancel(self, job_id: str, reason: str) -> bool:
+        """Abort a waiting job; False when it is not waiting (any more)."""
+        waiting = self._waiting.get(job_id)
+        if waiting is None:
+            return False
+        self._end_waiting(waiting, Aborted(reason))
+        return True
+
+    def _end_waiting(self, waiting: _Waiting, error: HotfolderError) -> None:
+        del self._waiting[waiting.record.job_id]
+        self._end(waiting.record, waiting.folder, waiting.owned, error)
+        self.intakes[waiting.folder.name].release(waiting.owned)
+
+    def _end(
+        self, record: JobRecord, folder: FolderSettings, owned: list[Path], error: HotfolderError
+    ) -> None:
+        """Move what arrived into the work area, then publish the failure to error/."""
+        # The error is journaled before the renames so that a crash in between
+        # ends the job the same way at the next start (see Daemon._recover).
+        self.journal.update(record.job_id, error_code=error.code, message=error.message)
+        record.error_code, record.message = error.code, error.message
+        self._claim(record, owned)
+        state = JobState.ABORTED if isinstance(error, Aborted) else JobState.FAILED
+        self.publisher.failure(
+            record, ErrorInfo(code=error.code, message=error.message), state=state
+        )
+        log.info(
+            "job %s %s folder=%s manifest=%r %s",
+            record.job_id,
+            state.value,
+            folder.name,
+            record.input_name,
+            error.message,
+        )
+
+    def _claim(self, record: JobRecord, owned: list[Path]) -> None:
+        # Journal first (phase claiming, with every name), then the renames: a crash
+        # in between is finished by claim recovery at the next start.
+        self.journal.update(record.job_id, phase="claiming")
+        record.phase = "claiming"
+        work_inputs = record.work_inputs
+        work_inputs[0].parent.mkdir(parents=True, exist_ok=True)
+        for source, target in zip(owned, work_inputs, strict=True):
+            try:
+                if os.path.lexists(source):
+                    source.rename(target)
+            except OSError as exc:
+                log.warning("job %s: cannot claim %s: %s", record.job_id, source, exc.strerror)
+        first = work_inputs[0]
+        if os.path.lexists(first):
+            info = first.lstat()
+            record.input_size, record.input_mtime = info.st_size, info.st_mtime_ns
+            self.journal.update(
+                record.job_id, input_size=record.input_size, input_mtime=record.input_mtime
+            )
