@@ -10,6 +10,7 @@ import os
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,15 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--timeout", type=float, default=600.0, help="seconds per job")
     conv.add_argument("--workers", type=int, default=0, help="worker processes (default: CPUs)")
     conv.add_argument("inputs", nargs="+", metavar="INPUT")
+    for action, text in (
+        ("cancel", "abort a pending or processing job; its inputs go to error/"),
+        ("retry", "run a failed or aborted job again; its inputs come back from error/"),
+    ):
+        request = with_config(sub.add_parser(action, help=text))
+        request.add_argument("job_id", metavar="JOBID")
+        request.add_argument(
+            "--wait", type=float, default=15.0, help="seconds to wait for the daemon's answer"
+        )
     status = with_config(sub.add_parser("status", help="show jobs from the journal"))
     status.add_argument("job_id", nargs="?", help="one job's status JSON")
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -79,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "workflows": _workflows,
         "convert": _convert,
         "status": _status,
+        "cancel": _request,
+        "retry": _request,
     }
     try:
         return handlers[args.command](args)
@@ -258,6 +270,44 @@ def _convert(args: argparse.Namespace) -> int:
             print(f"{', '.join(record.input_names)}: {state}{where}: {status['message']}")
         journal.close()
     return int(ExitCode.FAILURE if failed else ExitCode.OK)
+
+
+def _request(args: argparse.Namespace) -> int:
+    """Leave a cancel/retry request in the journal and wait for the daemon's answer."""
+    from hotfolder.config import load_settings
+    from hotfolder.control import Answer
+    from hotfolder.daemon import journal_path
+    from hotfolder.journal import Journal
+
+    settings = load_settings(args.config)
+    path = journal_path(settings)
+    if not path.exists():
+        print(f"hotfolder: no journal at {path}: the daemon has never run", file=sys.stderr)
+        return int(ExitCode.FAILURE)
+    journal = Journal(path)
+    try:
+        if journal.get(args.job_id) is None:
+            print(f"hotfolder: no job {args.job_id}", file=sys.stderr)
+            return int(ExitCode.FAILURE)
+        request_id = journal.add_request(args.job_id, args.command)
+        deadline = time.monotonic() + args.wait
+        while (text := journal.request_answer(request_id)) is None:
+            if time.monotonic() >= deadline:
+                print(
+                    f"hotfolder: the daemon did not answer within {args.wait:.0f} s; the "
+                    "request stays queued and is carried out when it runs",
+                    file=sys.stderr,
+                )
+                return int(ExitCode.UNAVAILABLE)
+            time.sleep(0.1)
+    finally:
+        journal.close()
+    answer = Answer.from_text(text)
+    if not answer.ok:
+        print(f"hotfolder: {args.command} {args.job_id}: {answer.message}", file=sys.stderr)
+        return int(ExitCode.FAILURE)
+    print(f"{args.job_id}: {answer.message} ({answer.state})")
+    return int(ExitCode.OK)
 
 
 def _status(args: argparse.Namespace) -> int:

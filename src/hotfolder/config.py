@@ -87,12 +87,18 @@ class DaemonSettings(_Strict):
     queue_per_folder: Annotated[int, Field(ge=0)] = 0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     plugins: list[str] = Field(default_factory=list)
+    #: Manifest callbacks: attempts after the first, first backoff (doubling), timeout.
+    callback_retries: Annotated[int, Field(ge=0, le=20)] = 5
+    callback_backoff: PositiveSeconds = 2.0
+    callback_timeout: PositiveSeconds = 10.0
 
 
 class HttpSettings(_Strict):
     """The ``[http]`` table: the one HTTP listener ("" turns it off)."""
 
     listen: str = "127.0.0.1:9180"
+    #: When set, POST endpoints require "Authorization: Bearer <token>".
+    token: str = Field(default="", repr=False)
 
     @field_validator("listen")
     @classmethod

@@ -16,8 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from hotfolder.callbacks import CallbackSender
 from hotfolder.claim import ClaimFailed, claim, recover_claim
 from hotfolder.config import FolderSettings, Settings, prepare_paths
+from hotfolder.control import Control
 from hotfolder.dispatch import Dispatcher
 from hotfolder.errors import StartupError
 from hotfolder.executor import WorkerPool
@@ -57,6 +59,8 @@ class Daemon:
         self._threads: list[threading.Thread] = []
         self.http: HttpEndpoint | None = None
         self.pending: PendingJobs | None = None
+        self.control: Control | None = None
+        self.callbacks: CallbackSender | None = None
 
     def start(self) -> None:
         """Prepare folders, recover the journal, start watching and converting."""
@@ -82,8 +86,15 @@ class Daemon:
             self.journal,
             publisher,
             self.dispatcher.enqueue,
+            self.dispatcher.announce_finished,
             self._clock,
         )
+        self.control = Control(
+            self.journal, self.pending, self.dispatcher, publisher, self._wake.set, self._clock
+        )
+        self.callbacks = CallbackSender(daemon, self.folders)
+        self.dispatcher.listeners.append(self.callbacks)
+        self.callbacks.start()
         self._recover(publisher)
         for folder in self.settings.folders:
             intake = self.intakes[folder.name]
@@ -103,7 +114,13 @@ class Daemon:
         self._spawn("hotfolder-intake", self._intake_loop)
         if self.settings.http.listen:
             try:
-                self.http = HttpEndpoint(self.settings.http.listen, self.journal, self.problems)
+                self.http = HttpEndpoint(
+                    self.settings.http.listen,
+                    self.journal,
+                    self.problems,
+                    self.control.submit,
+                    self.settings.http.token,
+                )
             except OSError as exc:
                 self.stop()
                 raise StartupError(
@@ -142,6 +159,10 @@ class Daemon:
                 continue
             if record.phase == "waiting":
                 self.pending.restore(record)
+                continue
+            if record.phase == "retrying":
+                assert self.control is not None
+                self.control.resume_retry(record)
                 continue
             if record.phase == "claiming" and not recover_claim(record):
                 self.journal.delete(record.job_id)
@@ -190,7 +211,8 @@ class Daemon:
                 self._supervise_watches()
                 next_health = now + 1.0
             waiting = False
-            assert self.pending is not None
+            assert self.pending is not None and self.control is not None
+            self.control.process()
             self.pending.check()
             for name, intake in self.intakes.items():
                 try:
@@ -199,7 +221,7 @@ class Daemon:
                 except Exception:
                     log.exception("intake of folder %s failed; retrying", name)
             deadlines = [d for d in (i.next_deadline() for i in self.intakes.values()) if d]
-            wake_at = min([next_rescan, next_health, *deadlines])
+            wake_at = min([next_rescan, next_health, self.control.next_poll(), *deadlines])
             timeout = max(0.0, wake_at - self._clock())
             if waiting:
                 timeout = min(timeout, 0.5)
@@ -270,6 +292,8 @@ class Daemon:
             self.dispatcher.stop()
         for thread in self._threads:
             thread.join()
+        if self.callbacks is not None:
+            self.callbacks.stop()
         if self.journal is not None:
             self.journal.close()
         log.info("stopped")

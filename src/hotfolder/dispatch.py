@@ -12,11 +12,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Protocol
 
 from hotfolder.config import DaemonSettings, FolderSettings
-from hotfolder.errors import IOFailure, NotRegularFile
+from hotfolder.errors import Aborted, IOFailure, NotRegularFile
 from hotfolder.executor import WorkerPool
 from hotfolder.jobqueue import FairQueue
 from hotfolder.journal import JobRecord, Journal
@@ -59,6 +60,7 @@ class Dispatcher:
         self.listeners: list[Listener] = []
         self._clock = clock
         self._inbox: list[JobRecord] = []
+        self._cancels: list[tuple[str, str, Future[bool]]] = []
         self._records: dict[str, JobRecord] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -82,6 +84,14 @@ class Dispatcher:
             waiting = sum(1 for record in self._inbox if record.folder == folder)
         return max(0, limit - waiting - self.queue.size(folder))
 
+    def cancel(self, job_id: str, reason: str) -> Future[bool]:
+        """Abort a queued or running job; the future says whether it was found."""
+        answer: Future[bool] = Future()
+        with self._lock:
+            self._cancels.append((job_id, reason, answer))
+        self.pool.wake()
+        return answer
+
     def stop(self) -> None:
         """Ask the loop to stop taking new jobs; :meth:`run` then drains and returns."""
         self._stopping.set()
@@ -98,6 +108,7 @@ class Dispatcher:
         """Dispatch until :meth:`stop`, then drain running jobs."""
         while not self._stopping.is_set():
             self._take_inbox()
+            self._take_cancels()
             self._dispatch()
             wait = 1.0
             due = self.queue.next_due()
@@ -117,13 +128,30 @@ class Dispatcher:
             delay = max(0.0, record.not_before - time.time())
             self.queue.put(record.folder, record.job_id, now + delay, now)
 
+    def _take_cancels(self) -> None:
+        with self._lock:
+            cancels, self._cancels = self._cancels, []
+        for job_id, reason, answer in cancels:
+            record = self._records.get(job_id)
+            if record is None:
+                answer.set_result(False)
+                continue
+            if not self.queue.remove(job_id):
+                # Not queued, so running: stop its worker; the result is dropped.
+                self.pool.kill_job(job_id)
+            error = Aborted(reason)
+            self._finish(record, error=ErrorInfo(code=error.code, message=error.message))
+            answer.set_result(True)
+
     def _dispatch(self) -> None:
         while self.pool.free_slots() and not self._stopping.is_set():
             item = self.queue.pop(self._clock())
             if item is None:
                 return
             self.on_room()
-            record = self._records[item[1]]
+            record = self._records.get(item[1])
+            if record is None:
+                continue  # cancelled while queued
             if record.kind == "rejected":
                 self._reject(record)
                 continue
@@ -226,13 +254,13 @@ class Dispatcher:
                     error,
                     inputs=list(outcome.inputs) if outcome else None,
                     warnings=list(outcome.warnings) if outcome else None,
+                    state=JobState.ABORTED if error.code == Aborted.code else JobState.FAILED,
                 )
         except OSError as exc:
             # Publishing itself failed (e.g. out/ not writable): the job stays in
             # the journal in phase "publishing" and is finished at the next start.
             log.error("job %s could not be published: %s", record.job_id, exc)
             return
-        self.finished_count += 1
         log.info(
             "job %s %s folder=%s input=%r %s",
             record.job_id,
@@ -241,6 +269,11 @@ class Dispatcher:
             record.input_name,
             status.message,
         )
+        self.announce_finished(record, status)
+
+    def announce_finished(self, record: JobRecord, status: JobStatus) -> None:
+        """Tell listeners a job ended (also for jobs that ended before reaching the queue)."""
+        self.finished_count += 1
         self._notify("job_finished", record, status)
         with self._idle:
             self._idle.notify_all()

@@ -1,4 +1,4 @@
-"""The HTTP endpoint: health and the read side of the jobs API (DESIGN.md §2.5).
+"""The HTTP endpoint: health and the jobs API (DESIGN.md §2.5).
 
 One listener, loopback by default, off when ``listen = ""``. Served by the
 standard library's threading HTTP server: the traffic is a scraper and a few
@@ -7,18 +7,24 @@ operators, and it keeps the daemon free of a web framework.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from hotfolder.control import ACTIONS, Answer
 from hotfolder.journal import JobRecord, Journal
 
 log = logging.getLogger("hotfolder.http")
+
+#: Hands a cancel or retry request to the daemon.
+Submit = Callable[[str, str], Future[Answer]]
 
 
 def job_document(record: JobRecord) -> dict[str, Any]:
@@ -52,6 +58,41 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def do_POST(self) -> None:
+        """Route POST requests: ``/jobs/{jobId}/cancel`` and ``/jobs/{jobId}/retry``."""
+        url = urlsplit(self.path)
+        parts = url.path.strip("/").split("/")
+        token = self.server.token
+        offered = self.headers.get("Authorization", "")
+        if token and not hmac.compare_digest(offered.encode(), f"Bearer {token}".encode()):
+            self.send_response(HTTPStatus.UNAUTHORIZED)
+            self.send_header("WWW-Authenticate", 'Bearer realm="hotfolder"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if len(parts) != 3 or parts[0] != "jobs" or parts[2] not in ACTIONS:
+            self._send(
+                HTTPStatus.NOT_FOUND,
+                {"error": {"code": "not_found", "message": "POST /jobs/{jobId}/cancel or /retry."}},
+            )
+            return
+        try:
+            answer = self.server.control(parts[2], parts[1]).result(timeout=30)
+        except TimeoutError:
+            self._send(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                {"error": {"code": "busy", "message": "The daemon did not answer in time."}},
+            )
+            return
+        code = {
+            "ok": HTTPStatus.OK,
+            "not_found": HTTPStatus.NOT_FOUND,
+        }.get(answer.result, HTTPStatus.CONFLICT)
+        if answer.ok:
+            self._send(code, {"jobId": parts[1], "status": answer.state, "message": answer.message})
+        else:
+            self._send(code, {"error": {"code": answer.result, "message": answer.message}})
 
     def do_GET(self) -> None:
         """Route GET requests."""
@@ -100,19 +141,33 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
-        self, address: tuple[str, int], journal: Journal, health: Callable[[], list[str]]
+        self,
+        address: tuple[str, int],
+        journal: Journal,
+        health: Callable[[], list[str]],
+        control: Submit,
+        token: str,
     ) -> None:
         super().__init__(address, _Handler)
         self.journal = journal
         self.health = health
+        self.control = control
+        self.token = token
 
 
 class HttpEndpoint:
     """Serves /healthz and /jobs on ``listen`` (``host:port``) in a thread."""
 
-    def __init__(self, listen: str, journal: Journal, health: Callable[[], list[str]]) -> None:
+    def __init__(
+        self,
+        listen: str,
+        journal: Journal,
+        health: Callable[[], list[str]],
+        control: Submit,
+        token: str = "",
+    ) -> None:
         host, _, port = listen.rpartition(":")
-        self._server = _Server((host.strip("[]"), int(port)), journal, health)
+        self._server = _Server((host.strip("[]"), int(port)), journal, health, control, token)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="hotfolder-http", daemon=True
         )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -57,11 +58,18 @@ CREATE TABLE IF NOT EXISTS jobs (
     extra_inputs  TEXT NOT NULL DEFAULT '[]',
     manifest      TEXT
 );
+CREATE TABLE IF NOT EXISTS requests (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id        TEXT NOT NULL,
+    action        TEXT NOT NULL,
+    requested_at  REAL NOT NULL,
+    answer        TEXT
+);
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, folder);
 CREATE INDEX IF NOT EXISTS jobs_phase ON jobs (phase);
 """
 
-UNFINISHED_PHASES = ("waiting", "claiming", "queued", "running", "publishing")
+UNFINISHED_PHASES = ("waiting", "claiming", "queued", "running", "publishing", "retrying")
 
 
 @dataclass
@@ -172,6 +180,42 @@ class Journal:
             self._db.execute("ALTER TABLE jobs ADD COLUMN extra_inputs TEXT NOT NULL DEFAULT '[]'")
         if "manifest" not in present:
             self._db.execute("ALTER TABLE jobs ADD COLUMN manifest TEXT")
+
+    # --- requests from `hotfolder cancel` / `hotfolder retry` to the running daemon ---
+
+    def add_request(self, job_id: str, action: str) -> int:
+        """Queue a request for the daemon; returns its id."""
+        with self._lock:
+            cursor = self._db.execute(
+                "INSERT INTO requests (job_id, action, requested_at) VALUES (?, ?, ?)",
+                (job_id, action, time.time()),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def open_requests(self) -> list[tuple[int, str, str]]:
+        """Unanswered requests, oldest first: (id, job id, action)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, job_id, action FROM requests WHERE answer IS NULL ORDER BY id"
+            ).fetchall()
+        return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    def answer_request(self, request_id: int, answer: str) -> None:
+        """Record the daemon's answer; answers older than a day are dropped."""
+        with self._lock:
+            self._db.execute("UPDATE requests SET answer = ? WHERE id = ?", (answer, request_id))
+            self._db.execute(
+                "DELETE FROM requests WHERE answer IS NOT NULL AND requested_at < ?",
+                (time.time() - 86400,),
+            )
+
+    def request_answer(self, request_id: int) -> str | None:
+        """The daemon's answer to a request, once given."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT answer FROM requests WHERE id = ?", (request_id,)
+            ).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
 
     def insert(self, record: JobRecord) -> None:
         """Add a new job row (committed before the input is renamed)."""

@@ -30,7 +30,7 @@ from hotfolder.errors import Aborted, HotfolderError, InputsMissing, JobError, N
 from hotfolder.intake import Candidate, FolderIntake, Signature
 from hotfolder.journal import JobRecord, Journal
 from hotfolder.manifest import MANIFEST_SUFFIX, MAX_MANIFEST_BYTES, Manifest, parse_manifest, plan
-from hotfolder.models import ErrorInfo, JobState
+from hotfolder.models import ErrorInfo, JobState, JobStatus
 from hotfolder.publish import Publisher
 
 log = logging.getLogger("hotfolder.pending")
@@ -91,6 +91,7 @@ class PendingJobs:
         journal: Journal,
         publisher: Publisher,
         enqueue: Callable[[JobRecord], None],
+        on_finished: Callable[[JobRecord, JobStatus], None],
         clock: Clock = time.monotonic,
     ) -> None:
         self.folders = folders
@@ -98,6 +99,7 @@ class PendingJobs:
         self.journal = journal
         self.publisher = publisher
         self.enqueue = enqueue
+        self.on_finished = on_finished
         self._clock = clock
         self._waiting: dict[str, _Waiting] = {}
 
@@ -307,7 +309,7 @@ class PendingJobs:
         record.error_code, record.message = error.code, error.message
         self._claim(record, owned)
         state = JobState.ABORTED if isinstance(error, Aborted) else JobState.FAILED
-        self.publisher.failure(
+        status = self.publisher.failure(
             record, ErrorInfo(code=error.code, message=error.message), state=state
         )
         log.info(
@@ -318,6 +320,7 @@ class PendingJobs:
             record.input_name,
             error.message,
         )
+        self.on_finished(record, status)
 
     def _claim(self, record: JobRecord, owned: list[Path]) -> None:
         # Journal first (phase claiming, with every name), then the renames: a crash

@@ -261,32 +261,64 @@ class Publisher:
         state = JobState(status["status"])
         # keep_originals (one-shot convert): the originals never left their place and
         # the work area holds only copies, removed with the work area below.
+        originals: list[str | None] = []
         if not self.keep_originals:
             for index, original in enumerate(record.work_inputs):
                 if not os.path.lexists(original):
+                    originals.append(None)
                     continue
                 # The first input shares the job's name (and, in error/, the status
                 # file's collision suffix); further inputs keep their own names.
                 own = record.name if index == 0 else job_name_for(original.name)
                 rest = _rest(original.name, own)
+                placed: Path | None
                 if state is not JobState.SUCCESS:
-                    place_unique(original, target, name if index == 0 else own, rest)
+                    placed = place_unique(original, target, name if index == 0 else own, rest)
                 else:
-                    self._archive(record, original, own, rest)
+                    placed = self._archive(record, original, own, rest)
+                originals.append(str(placed) if placed else None)
+        # Where the originals went: what `hotfolder retry` moves back.
+        plan["originals"] = originals
+        record.result = _dumps(plan)
         fsync_dir(target)
-        self.journal.update(record.job_id, phase="done", state=state.value)
+        self.journal.update(record.job_id, phase="done", state=state.value, result=record.result)
         record.phase = "done"
         shutil.rmtree(work, ignore_errors=True)
 
-    def _archive(self, record: JobRecord, original: Path, stem: str, rest: str) -> None:
+    def _archive(self, record: JobRecord, original: Path, stem: str, rest: str) -> Path | None:
         archive = self.folders[record.folder].archive_dir
         if archive is None:
             original.unlink()
-            return
+            return None
         where = archive / record.rel_dir
         where.mkdir(parents=True, exist_ok=True)
-        place_unique(original, where, stem, rest)
+        placed = place_unique(original, where, stem, rest)
         fsync_dir(where)
+        return placed
+
+    def take_back(self, record: JobRecord) -> int:
+        """Move a failed job's originals from error/ back into its work area (retry).
+
+        The old status file is removed: the new attempt writes the job's one
+        status. Returns how many originals were moved back; idempotent, so a
+        retry a crash interrupted can simply be taken back again.
+        """
+        plan = json.loads(record.result or "{}")
+        placed = plan.get("originals") or []
+        inputs = Path(record.work_dir) / "input"
+        inputs.mkdir(parents=True, exist_ok=True)
+        moved = 0
+        for where, target in zip(placed, record.work_inputs, strict=False):
+            if where and os.path.lexists(where):
+                Path(where).rename(target)
+            if os.path.lexists(target):
+                moved += 1
+        if record.published_name is not None:
+            status = Path(plan.get("target", "")) / f"{record.published_name}{STATUS_SUFFIX}"
+            if moved and status.is_file():
+                status.unlink()
+        fsync_dir(inputs)
+        return moved
 
 
 def _dumps(data: object) -> str:
