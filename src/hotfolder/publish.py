@@ -38,6 +38,13 @@ def job_name_for(input_name: str) -> str:
     return stem if dot and stem and ext else input_name
 
 
+def _own_stem(file_name: str) -> str:
+    # "batch.job.json" collides as "batch_2.job.json", not "batch.job_2.json".
+    if file_name.lower().endswith(".job.json") and len(file_name) > 9:
+        return file_name[:-9]
+    return job_name_for(file_name)
+
+
 def _rest(file_name: str, job_name: str) -> str:
     # Steps name outputs "<job name><rest>"; the collision suffix goes between.
     return file_name[len(job_name) :] if file_name.startswith(job_name) else f"-{file_name}"
@@ -267,13 +274,14 @@ class Publisher:
                 if not os.path.lexists(original):
                     originals.append(None)
                     continue
-                # The first input shares the job's name (and, in error/, the status
-                # file's collision suffix); further inputs keep their own names.
-                own = record.name if index == 0 else job_name_for(original.name)
+                # A single file shares the job's name (and, in error/, the status file's
+                # collision suffix); a manifest and the inputs it names keep their own.
+                shares = index == 0 and not record.manifest
+                own = record.name if shares else _own_stem(original.name)
                 rest = _rest(original.name, own)
                 placed: Path | None
                 if state is not JobState.SUCCESS:
-                    placed = place_unique(original, target, name if index == 0 else own, rest)
+                    placed = place_unique(original, target, name if shares else own, rest)
                 else:
                     placed = self._archive(record, original, own, rest)
                 originals.append(str(placed) if placed else None)

@@ -25,7 +25,14 @@ def toml_value(value: Any) -> str:
 class HotfolderProcess:
     """A daemon on ``root``; folders are dicts of [[folders]] keys."""
 
-    def __init__(self, root: Path, folders: list[dict[str, Any]], **daemon: Any) -> None:
+    def __init__(
+        self,
+        root: Path,
+        folders: list[dict[str, Any]],
+        http: dict[str, Any] | None = None,
+        workflows: list[dict[str, Any]] | None = None,
+        **daemon: Any,
+    ) -> None:
         self.root = root
         self.config = root / "hotfolder.toml"
         self.log = root / "daemon.log"
@@ -40,7 +47,16 @@ class HotfolderProcess:
         for key, value in daemon.items():
             lines = [line for line in lines if not line.startswith(f"{key} =")]
             lines.append(f"{key} = {toml_value(value)}")
-        lines += ["[http]", 'listen = ""']
+        http = {"listen": "", **(http or {})}
+        lines += ["[http]"] + [f"{k} = {toml_value(v)}" for k, v in http.items()]
+        for workflow in workflows or []:
+            workflow = dict(workflow)
+            profiles = workflow.pop("profiles", {})
+            lines.append("[[workflows]]")
+            lines += [f"{k} = {toml_value(v)}" for k, v in workflow.items()]
+            for profile, values in profiles.items():
+                lines.append(f"[workflows.profiles.{profile}]")
+                lines += [f"{json.dumps(k)} = {toml_value(v)}" for k, v in values.items()]
         for folder in folders:
             folder = {"settle": 0.5, "path": folder["name"], **folder}
             options = folder.pop("options", {})
@@ -119,8 +135,8 @@ def hotfolder(tmp_path: Path) -> Iterator[type[HotfolderProcess]]:
     started: list[HotfolderProcess] = []
 
     class Factory(HotfolderProcess):
-        def __init__(self, folders: list[dict[str, Any]], **daemon: Any) -> None:
-            super().__init__(tmp_path, folders, **daemon)
+        def __init__(self, folders: list[dict[str, Any]], **kwargs: Any) -> None:
+            super().__init__(tmp_path, folders, **kwargs)
             started.append(self)
 
     yield Factory

@@ -3,7 +3,8 @@
 The input file's first word says what the step does: ``ok`` (copies the input),
 ``segv`` (a real segmentation fault), ``exit`` (``os._exit``), ``hog`` (allocates
 until the worker's memory limit stops it), ``hang`` (sleeps past any timeout),
-``slow:N`` (takes N seconds, then ok), ``flaky`` (an I/O error on the first
+``slow:N`` (takes N seconds, then ok), ``needs:PATH`` (fails unless PATH
+exists), ``flaky`` (an I/O error on the first
 attempt only) and ``broken`` (writes an output that fails its check).
 """
 
@@ -39,6 +40,10 @@ class FaultyStep:
             time.sleep(3600)
         elif command.startswith("slow:"):
             time.sleep(float(command.split(":")[1]))
+        elif command.startswith("needs:"):
+            flag = Path(command.split(":", 1)[1])
+            if not flag.exists():
+                raise ToolFailed(f"{flag.name} is missing (injected).")
         elif command == "flaky":
             marker = out_dir.parent / "attempted"
             if not marker.exists():

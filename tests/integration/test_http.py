@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import socket
-import urllib.error
-import urllib.request
-
-from tests.helpers import wait_for
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.helpers import free_port, http_json, wait_for
 
 
 def get(url: str) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    return http_json(url)
 
 
 def test_healthz_and_jobs_api(hotfolder) -> None:
