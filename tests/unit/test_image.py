@@ -166,3 +166,61 @@ def test_decompression_bomb_refused_before_decoding(tmp_path: Path) -> None:
 def test_engine_versions() -> None:
     """Pillow's version is reported."""
     assert engine_versions()["Pillow"][0].isdigit()
+
+
+def test_thumbnail_written_next_to_the_main_output(tmp_path: Path) -> None:
+    """IMAGE.THUMBNAIL = 10 adds photo-thumb.jpg fitting 10x10, upright like the main one."""
+    result, _ = convert(tmp_path, exif_photo(6), **{"IMAGE.FORMAT": "jpeg", "IMAGE.THUMBNAIL": 10})
+    assert [p.name for p in result.outputs] == ["photo.jpg", "photo-thumb.jpg"]
+    with Image.open(result.outputs[0]) as main, Image.open(result.outputs[1]) as thumb:
+        assert main.size == (20, 40)
+        assert (thumb.format, thumb.size) == ("JPEG", (5, 10))
+    assert "Thumbnail 5x10" in result.message
+
+
+def test_thumbnail_made_from_full_size_not_the_shrunk_copy(tmp_path: Path) -> None:
+    """The main output obeys IMAGE.MAX_WIDTH; the thumbnail only its own edge."""
+    result, _ = convert(
+        tmp_path, png_bytes(400, 200), **{"IMAGE.MAX_WIDTH": 50, "IMAGE.THUMBNAIL": 120}
+    )
+    sizes = []
+    for output in result.outputs:
+        with Image.open(output) as image:
+            sizes.append(image.size)
+    assert sizes == [(50, 25), (120, 60)]
+
+
+def test_thumbnail_profile(tmp_path: Path) -> None:
+    """The thumbnail profile's one output is a JPEG within 256x256 without EXIF."""
+    result, _ = convert(tmp_path, jpeg_bytes(1000, 500), "thumbnail")
+    (output,) = result.outputs
+    with Image.open(output) as image:
+        assert (output.name, image.format, image.size) == ("photo.jpg", "JPEG", (256, 128))
+        assert not image.getexif()
+
+
+def test_several_inputs_each_converted(tmp_path: Path) -> None:
+    """A step fed several images (from an earlier step) converts each under its own stem."""
+    sources = []
+    for name, data in (("a.png", png_bytes(20, 10)), ("b.jpg", jpeg_bytes(30, 10))):
+        sources.append(tmp_path / name)
+        sources[-1].write_bytes(data)
+    out = tmp_path / "out"
+    out.mkdir()
+    options = IMAGE_CONVERT.resolve_options("default", {"IMAGE.THUMBNAIL": 5})
+    ctx = StepContext("job", "photo", options, logging.getLogger("t"))
+    (step,) = IMAGE_CONVERT.steps
+    result = step.run(sources, out, ctx)
+    step.verify(sources, result, ctx)
+    assert [p.name for p in result.outputs] == ["a.png", "a-thumb.png", "b.png", "b-thumb.png"]
+    assert "2 images" in result.message
+
+
+def test_verify_catches_a_wrong_thumbnail(tmp_path: Path) -> None:
+    """A thumbnail that is not what was written fails the job with tool_failed."""
+    result, ctx = convert(tmp_path, png_bytes(40, 40), **{"IMAGE.THUMBNAIL": 10})
+    result.outputs[1].write_bytes(png_bytes(12, 12))
+    (step,) = IMAGE_CONVERT.steps
+    with pytest.raises(HotfolderError) as caught:
+        step.verify([], result, ctx)
+    assert caught.value.code == "tool_failed"

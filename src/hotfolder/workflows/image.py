@@ -3,7 +3,8 @@
 Pillow's errors are translated here: an image Pillow cannot identify is
 ``unsupported_format`` (or ``corrupt_input`` when its magic bytes say it is an
 image), a decompression bomb is ``too_large``. Outputs are reopened and their
-size and format checked before they may be published.
+size and format checked before they may be published. :func:`open_checked` and
+the ``IMAGE.*`` option specs are shared with the other Pillow-based steps.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from PIL import ExifTags, Image, ImageOps
 from pydantic import Field
 
 from hotfolder.errors import CorruptInput, TooLarge, ToolFailed, UnsupportedFormat
-from hotfolder.workflows.base import OptionSpec, StepContext, StepResult, Workflow, human_bytes
+from hotfolder.workflows.base import (
+    OptionSpec,
+    StepContext,
+    StepResult,
+    Workflow,
+    human_bytes,
+    output_stem,
+)
 from hotfolder.workflows.detect import detect_format
 
 # Target format -> (Pillow format name, file suffix, modes it can store as they are).
@@ -33,6 +41,19 @@ FORMATS: dict[str, tuple[str, str, frozenset[str]]] = {
 
 _Positive = Annotated[int, Field(ge=0)]
 
+QUALITY = OptionSpec(
+    "IMAGE.QUALITY",
+    Annotated[int, Field(ge=1, le=100)],
+    85,
+    "JPEG and WebP quality from 1 (smallest) to 100 (best).",
+)
+MAX_PIXELS = OptionSpec(
+    "IMAGE.MAX_PIXELS",
+    Annotated[int, Field(ge=1)],
+    Image.MAX_IMAGE_PIXELS or 89_478_485,
+    "Refuse images with more pixels than this (decompression-bomb guard).",
+)
+
 OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "IMAGE.FORMAT",
@@ -40,12 +61,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "png",
         "Target format: png, jpeg, tiff or webp.",
     ),
-    OptionSpec(
-        "IMAGE.QUALITY",
-        Annotated[int, Field(ge=1, le=100)],
-        85,
-        "JPEG and WebP quality from 1 (smallest) to 100 (best).",
-    ),
+    QUALITY,
     OptionSpec("IMAGE.MAX_WIDTH", _Positive, 0, "Shrink wider images to this width (0: no limit)."),
     OptionSpec(
         "IMAGE.MAX_HEIGHT", _Positive, 0, "Shrink taller images to this height (0: no limit)."
@@ -58,16 +74,22 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "(the ICC profile stays, colours depend on it).",
     ),
     OptionSpec(
-        "IMAGE.MAX_PIXELS",
-        Annotated[int, Field(ge=1)],
-        Image.MAX_IMAGE_PIXELS or 89_478_485,
-        "Refuse images with more pixels than this (decompression-bomb guard).",
+        "IMAGE.THUMBNAIL",
+        _Positive,
+        0,
+        "Also write <name>-thumb.<ext>, fitting in this many pixels square, in the "
+        "target format (0: no thumbnail).",
     ),
+    MAX_PIXELS,
 )
 
 
-def _open_checked(path: Path, max_pixels: int) -> Image.Image:
-    """Open an image header, refusing non-images and bombs before decoding."""
+def open_checked(path: Path, max_pixels: int) -> Image.Image:
+    """Open an image header, refusing non-images and bombs before decoding.
+
+    Raises UnsupportedFormat (not an image, or a PDF), CorruptInput (an image
+    header Pillow cannot read) or TooLarge (more than ``max_pixels`` pixels).
+    """
     found = detect_format(path)
     if found in (None, "pdf"):
         what = "a PDF" if found else "not an image Pillow can read"
@@ -84,7 +106,7 @@ def _open_checked(path: Path, max_pixels: int) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(path)
     except Image.DecompressionBombError as exc:
-        raise _too_large(path, _claimed_pixels(str(exc)), max_pixels) from None
+        raise too_large(path, _claimed_pixels(str(exc)), max_pixels) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise CorruptInput(
             f"{path.name!r} looks like a {found.upper()} image but cannot be read ({exc}). "
@@ -93,7 +115,7 @@ def _open_checked(path: Path, max_pixels: int) -> Image.Image:
     width, height = image.size
     if width * height > max_pixels:
         image.close()
-        raise _too_large(path, (width, height), max_pixels)
+        raise too_large(path, (width, height), max_pixels)
     return image
 
 
@@ -103,7 +125,8 @@ def _claimed_pixels(pillow_message: str) -> str:
     return f"{int(match.group(1)):,} pixels" if match else "too many pixels"
 
 
-def _too_large(path: Path, size: tuple[int, int] | str, max_pixels: int) -> TooLarge:
+def too_large(path: Path, size: tuple[int, int] | str, max_pixels: int) -> TooLarge:
+    """The error for an image with more pixels than IMAGE.MAX_PIXELS allows."""
     shown = size if isinstance(size, str) else f"{size[0]} x {size[1]} pixels"
     return TooLarge(
         f"{path.name!r} has {shown}, more than IMAGE.MAX_PIXELS = {max_pixels}. "
@@ -173,65 +196,104 @@ def _save_kwargs(image: Image.Image, target: str, options: dict[str, Any]) -> di
 
 
 @dataclass(frozen=True)
+class _Written:
+    """One file a conversion wrote and the size it was written at."""
+
+    path: Path
+    size: tuple[int, int]
+
+
+def _convert_one(
+    source: Path, stem: str, out_dir: Path, options: dict[str, Any], ctx: StepContext
+) -> tuple[list[_Written], str]:
+    """Convert ``source`` to ``<stem>.<ext>`` (and its thumbnail); return files and summary."""
+    target = options["IMAGE.FORMAT"]
+    pil_format, suffix, _modes = FORMATS[target]
+    written: list[_Written] = []
+    with open_checked(source, options["IMAGE.MAX_PIXELS"]) as image:
+        frames = getattr(image, "n_frames", 1)
+        original = image.size
+        try:
+            with warnings.catch_warnings():
+                # The pixel limit is ours (IMAGE.MAX_PIXELS), checked above.
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                image.load()
+                storable = _to_storable(ImageOps.exif_transpose(image), target)
+                kwargs = _save_kwargs(image, target, options)
+                versions = [(stem, _fit(storable, *_limits(options)))]
+                if options["IMAGE.THUMBNAIL"]:
+                    # From the full-size pixels, not the shrunk main output: one
+                    # resampling step keeps the thumbnail sharp.
+                    edge = options["IMAGE.THUMBNAIL"]
+                    versions.append((f"{stem}-thumb", _fit(storable, edge, edge)))
+                for name, pixels in versions:
+                    out = out_dir / f"{name}{suffix}"
+                    pixels.save(out, pil_format, **kwargs)
+                    written.append(_Written(out, pixels.size))
+        except Image.DecompressionBombError:
+            raise too_large(source, original, options["IMAGE.MAX_PIXELS"]) from None
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise CorruptInput(
+                f"{source.name!r} is damaged or truncated and cannot be decoded ({exc}). "
+                "Export or copy it again."
+            ) from None
+    if frames > 1:
+        ctx.warn(f"{source.name!r} has {frames} frames; only the first was converted.")
+    main = written[0]
+    summary = (
+        f"Converted {original[0]}x{original[1]} {image.format or ''} to "
+        f"{main.size[0]}x{main.size[1]} {pil_format} ({human_bytes(main.path.stat().st_size)})."
+    )
+    if len(written) > 1:
+        summary += f" Thumbnail {written[1].size[0]}x{written[1].size[1]}."
+    return written, summary
+
+
+@dataclass(frozen=True)
 class ConvertStep:
-    """Convert one image to another format, shrinking and orienting it on the way."""
+    """Convert images to another format, shrinking and orienting them on the way."""
 
     name: str = "image-convert"
     options: tuple[OptionSpec, ...] = OPTIONS
 
     def run(self, inputs: Sequence[Path], out_dir: Path, ctx: StepContext) -> StepResult:
-        """Write ``<job name>.<ext>`` into ``out_dir``."""
-        source = inputs[0]
+        """Write ``<name>.<ext>`` (and ``<name>-thumb.<ext>``) per input into ``out_dir``."""
         options = dict(ctx.options)
-        target = options["IMAGE.FORMAT"]
-        pil_format, suffix, _modes = FORMATS[target]
-        out = out_dir / f"{ctx.job_name}{suffix}"
-        with _open_checked(source, options["IMAGE.MAX_PIXELS"]) as image:
-            frames = getattr(image, "n_frames", 1)
-            original = image.size
-            try:
-                with warnings.catch_warnings():
-                    # The pixel limit is ours (IMAGE.MAX_PIXELS), checked above.
-                    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                    image.load()
-                    oriented = ImageOps.exif_transpose(image)
-                    converted = _fit(_to_storable(oriented, target), *_limits(options))
-                    kwargs = _save_kwargs(image, target, options)
-                    converted.save(out, pil_format, **kwargs)
-            except Image.DecompressionBombError:
-                raise _too_large(source, original, options["IMAGE.MAX_PIXELS"]) from None
-            except (OSError, SyntaxError, ValueError, EOFError) as exc:
-                raise CorruptInput(
-                    f"{source.name!r} is damaged or truncated and cannot be decoded ({exc}). "
-                    "Export or copy it again."
-                ) from None
-        if frames > 1:
-            ctx.warn(f"{source.name!r} has {frames} frames; only the first was converted.")
-        width, height = converted.size
-        message = (
-            f"Converted {original[0]}x{original[1]} {image.format or ''} to "
-            f"{width}x{height} {pil_format} ({human_bytes(out.stat().st_size)})."
+        written: list[_Written] = []
+        summary = ""
+        for source in inputs:
+            files, summary = _convert_one(
+                source, output_stem(inputs, source, ctx), out_dir, options, ctx
+            )
+            written.extend(files)
+        pil_format = FORMATS[options["IMAGE.FORMAT"]][0]
+        if len(inputs) > 1:
+            total = sum(w.path.stat().st_size for w in written)
+            summary = f"Converted {len(inputs)} images to {pil_format} ({human_bytes(total)})."
+        return StepResult(
+            [w.path for w in written],
+            summary,
+            {"sizes": [w.size for w in written], "format": pil_format},
         )
-        return StepResult([out], message, {"size": (width, height), "format": pil_format})
 
     def verify(self, inputs: Sequence[Path], result: StepResult, ctx: StepContext) -> None:
-        """Reopen the output, decode it fully and check its format and size."""
-        (output,) = result.outputs
-        try:
-            with Image.open(output) as image:
-                image.load()
-                found = (image.format, image.size)
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise ToolFailed(
-                f"Pillow wrote an unreadable file ({exc}); it was not published. "
-                "Please report this with the input file."
-            ) from None
-        expected = (result.facts["format"], tuple(result.facts["size"]))
-        if found != expected:
-            raise ToolFailed(
-                f"The output is {found[0]} {found[1]} where {expected[0]} {expected[1]} "
-                "was written; it was not published. Please report this."
-            )
+        """Reopen every output, decode it fully and check its format and size."""
+        for output, size in zip(result.outputs, result.facts["sizes"], strict=True):
+            try:
+                with Image.open(output) as image:
+                    image.load()
+                    found = (image.format, image.size)
+            except (OSError, SyntaxError, ValueError) as exc:
+                raise ToolFailed(
+                    f"Pillow wrote an unreadable file {output.name!r} ({exc}); it was not "
+                    "published. Please report this with the input file."
+                ) from None
+            expected = (result.facts["format"], tuple(size))
+            if found != expected:
+                raise ToolFailed(
+                    f"{output.name!r} is {found[0]} {found[1]} where {expected[0]} "
+                    f"{expected[1]} was written; it was not published. Please report this."
+                )
 
 
 def _limits(options: dict[str, Any]) -> tuple[int, int]:
@@ -252,6 +314,14 @@ IMAGE_CONVERT = Workflow(
             "IMAGE.METADATA": "strip",
         },
         "archive": {"IMAGE.FORMAT": "tiff", "IMAGE.METADATA": "keep"},
+        # The main output is the thumbnail; IMAGE.THUMBNAIL adds one next to a full copy.
+        "thumbnail": {
+            "IMAGE.FORMAT": "jpeg",
+            "IMAGE.QUALITY": 80,
+            "IMAGE.MAX_WIDTH": 256,
+            "IMAGE.MAX_HEIGHT": 256,
+            "IMAGE.METADATA": "strip",
+        },
     },
 )
 

@@ -1,4 +1,4 @@
-"""PDF steps on pikepdf (qpdf): opening protected files and lossless optimization.
+"""PDF steps on pikepdf (qpdf): opening protected files and optimization.
 
 pikepdf errors are translated here, at the engine boundary, into the job error
 tree: a damaged file is ``corrupt_input``, a missing or wrong password is
@@ -9,15 +9,17 @@ independent of qpdf, before they may be published.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pikepdf
+import PIL
 import pypdfium2
 import pypdfium2.version
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from hotfolder.errors import (
     CorruptInput,
@@ -32,18 +34,20 @@ from hotfolder.workflows.base import (
     StepResult,
     Workflow,
     human_bytes,
+    output_stem,
 )
 from hotfolder.workflows.detect import detect_format
+from hotfolder.workflows.pdfimages import ImageReport, check_images, recompress_images
 
 
-def _as_list(value: Any) -> Any:
-    # A folder with one password may write it as a plain string.
+def as_list(value: Any) -> Any:
+    """Wrap a plain string into a list (a folder with one password may write it so)."""
     return [value] if isinstance(value, str) else value
 
 
 PASSWORD = OptionSpec(
     "DOC.PASSWORD",
-    Annotated[list[str], BeforeValidator(_as_list)],
+    Annotated[list[str], BeforeValidator(as_list)],
     [],
     "Passwords tried in order to open a protected PDF (a string or a list of strings).",
     secret=True,
@@ -70,7 +74,8 @@ class OpenedPdf:
         self.pdf.close()
 
 
-def _clean(message: str, path: Path) -> str:
+def clean_message(message: str, path: Path) -> str:
+    """Return a qpdf message with the work-area path cut down to the file name."""
     # qpdf prefixes messages with the absolute work-area path; the user knows the name.
     return str(message).replace(str(path), path.name).strip()
 
@@ -97,15 +102,18 @@ def open_pdf(path: Path, passwords: Sequence[str], *, repair: bool) -> OpenedPdf
     attempts = [*passwords, ""] if passwords else [""]
     for password in attempts:
         try:
-            pdf = pikepdf.open(path, password=password)
+            with warnings.catch_warnings():
+                # Folder passwords are tried on every file, protected or not.
+                warnings.filterwarnings("ignore", "A password was provided", UserWarning)
+                pdf = pikepdf.open(path, password=password)
         except pikepdf.PasswordError:
             continue
         except pikepdf.PdfError as exc:
             raise CorruptInput(
-                f"{path.name!r} is damaged and cannot be read ({_clean(str(exc), path)}). "
+                f"{path.name!r} is damaged and cannot be read ({clean_message(str(exc), path)}). "
                 "Export or copy it again."
             ) from None
-        repairs = [_clean(w, path) for w in pdf.get_warnings()]
+        repairs = [clean_message(w, path) for w in pdf.get_warnings()]
         if repairs and not repair:
             pdf.close()
             raise CorruptInput(
@@ -125,6 +133,36 @@ def open_pdf(path: Path, passwords: Sequence[str], *, repair: bool) -> OpenedPdf
     )
 
 
+def open_input(source: Path, ctx: StepContext) -> OpenedPdf:
+    """Open a step's input with its DOC.PASSWORD and PDF.REPAIR; warn about repairs.
+
+    A manifest may give the input its own password; otherwise the job's is used.
+    Raises what :func:`open_pdf` raises.
+    """
+    passwords = ctx.document_option(source, "DOC.PASSWORD")
+    opened = open_pdf(source, passwords, repair=ctx.options["PDF.REPAIR"])
+    for repair in opened.repairs:
+        ctx.warn(f"qpdf repaired {source.name!r}: {repair}")
+    return opened
+
+
+def check_late_warnings(opened: OpenedPdf, source: Path, ctx: StepContext) -> None:
+    """Fail (CorruptInput) on damage qpdf met only while writing, unless PDF.REPAIR.
+
+    Call after saving and before closing ``opened``; with PDF.REPAIR the damage
+    becomes warnings.
+    """
+    found = opened.pdf.get_warnings()[len(opened.repairs) :]
+    late = [clean_message(w, source) for w in found]
+    if late and not ctx.options["PDF.REPAIR"]:
+        raise CorruptInput(
+            f"{source.name!r} has damaged content ({late[0]}). Export it again, "
+            "or set PDF.REPAIR = true to accept qpdf's repair."
+        )
+    for warning in late:
+        ctx.warn(f"qpdf: {warning}")
+
+
 def count_pages_pdfium(path: Path, password: str) -> int:
     """Open ``path`` with pdfium and return its page count; raise ToolFailed if unreadable."""
     try:
@@ -140,9 +178,35 @@ def count_pages_pdfium(path: Path, password: str) -> int:
         document.close()
 
 
+MIN_IMAGE_DPI = 50
+
+
+def _image_dpi(value: int) -> int:
+    # 10 dpi would turn photos into mosaics; a typo should not do that to a folder.
+    if value and value < MIN_IMAGE_DPI:
+        raise ValueError(f"use 0 (off) or at least {MIN_IMAGE_DPI}")
+    return value
+
+
+IMAGE_QUALITY = OptionSpec(
+    "PDF.IMAGE_QUALITY",
+    Annotated[int, Field(ge=0, le=100)],
+    0,
+    "JPEG quality (1-100) for recompressing photos inside the PDF; 0 keeps every image "
+    "lossless. Only replaces an image when the result is smaller.",
+)
+IMAGE_MAX_DPI = OptionSpec(
+    "PDF.IMAGE_MAX_DPI",
+    Annotated[int, Field(ge=0), AfterValidator(_image_dpi)],
+    0,
+    f"Downsample images drawn at more than this resolution (pixels per inch, 0 or at "
+    f"least {MIN_IMAGE_DPI}); 0 keeps every image's pixel size.",
+)
+
+
 @dataclass(frozen=True)
 class OptimizeStep:
-    """Rewrite a PDF losslessly: object streams, recompressed streams, unused resources."""
+    """Rewrite PDFs: object streams, recompressed streams, unused resources, images."""
 
     name: str = "pdf-optimize"
     options: tuple[OptionSpec, ...] = (
@@ -167,23 +231,39 @@ class OptimizeStep:
             True,
             "Remove fonts, images and other resources no page uses.",
         ),
+        IMAGE_QUALITY,
+        IMAGE_MAX_DPI,
     )
 
     def run(self, inputs: Sequence[Path], out_dir: Path, ctx: StepContext) -> StepResult:
-        """Write ``<job name>.pdf`` into ``out_dir``; encryption is kept as it was."""
-        source = inputs[0]
-        opened = open_pdf(source, ctx.options["DOC.PASSWORD"], repair=ctx.options["PDF.REPAIR"])
-        for repair in opened.repairs:
-            ctx.warn(f"qpdf repaired the input: {repair}")
-        target = out_dir / f"{ctx.job_name}.pdf"
+        """Write ``<stem>.pdf`` per input into ``out_dir``; encryption is kept as it was."""
+        outputs: list[Path] = []
+        files: list[dict[str, Any]] = []
+        for source in inputs:
+            target = out_dir / f"{output_stem(inputs, source, ctx)}.pdf"
+            files.append(self._optimize(source, target, ctx))
+            outputs.append(target)
+        return StepResult(outputs, _summary(files, ctx), {"files": files})
+
+    def _optimize(self, source: Path, target: Path, ctx: StepContext) -> dict[str, Any]:
+        opened = open_input(source, ctx)
+        images = ImageReport()
         try:
             pdf = opened.pdf
             pages = len(pdf.pages)
             encrypted = pdf.is_encrypted
+            if ctx.options["PDF.IMAGE_QUALITY"] or ctx.options["PDF.IMAGE_MAX_DPI"]:
+                images = recompress_images(
+                    pdf, ctx.options["PDF.IMAGE_QUALITY"], ctx.options["PDF.IMAGE_MAX_DPI"]
+                )
+                if images.no_downsampling:
+                    ctx.warn(
+                        f"Images in {source.name!r} were not downsampled: {images.no_downsampling}."
+                    )
             if ctx.options["PDF.REMOVE_UNUSED"]:
                 pdf.remove_unreferenced_resources()
-            # qpdf cannot decode streams while keeping encryption; encrypted files
-            # get object streams and unused-resource removal only.
+            # qpdf cannot decode streams while keeping encryption; encrypted files get
+            # object streams, unused-resource removal and image recompression only.
             recompress = bool(ctx.options["PDF.RECOMPRESS"]) and not encrypted
             pdf.save(
                 target,
@@ -198,53 +278,74 @@ class OptimizeStep:
                 # Same input, same bytes out (qpdf cannot do this for encrypted files).
                 deterministic_id=not encrypted,
             )
-            late = [_clean(w, source) for w in pdf.get_warnings()[len(opened.repairs) :]]
+            check_late_warnings(opened, source, ctx)
         except pikepdf.PdfError as exc:
             raise CorruptInput(
-                f"{source.name!r} could not be rewritten: {_clean(str(exc), source)}. "
+                f"{source.name!r} could not be rewritten: {clean_message(str(exc), source)}. "
                 "Export or copy it again."
             ) from None
         finally:
             opened.close()
-        if late and not ctx.options["PDF.REPAIR"]:
-            raise CorruptInput(
-                f"{source.name!r} has damaged content ({late[0]}). Export it again, "
-                "or set PDF.REPAIR = true to accept qpdf's repair."
-            )
-        for warning in late:
-            ctx.warn(f"qpdf: {warning}")
-        before, after = source.stat().st_size, target.stat().st_size
-        change = (after - before) * 100 / before
-        message = (
-            f"Optimized {pages} page(s): {human_bytes(before)} -> {human_bytes(after)} "
-            f"({change:+.0f} %)."
-        )
-        if ctx.options["PDF.LINEARIZE"]:
-            message += " Linearized for fast web view."
-        return StepResult(
-            [target], message, {"pages": pages, "password": opened.password, "bytes": before}
-        )
+        return {
+            "pages": pages,
+            "password": opened.password,
+            "before": source.stat().st_size,
+            "after": target.stat().st_size,
+            "images": images.images,
+            "images_changed": images.changed,
+        }
 
     def verify(self, inputs: Sequence[Path], result: StepResult, ctx: StepContext) -> None:
-        """Check the output opens in pdfium with the same page count (and is linearized)."""
-        (output,) = result.outputs
-        pages = count_pages_pdfium(output, result.facts["password"])
-        if pages != result.facts["pages"]:
-            raise ToolFailed(
-                f"The optimized file has {pages} page(s) where the input had "
-                f"{result.facts['pages']}; it was not published. Please report this."
-            )
-        if ctx.options["PDF.LINEARIZE"]:
-            with pikepdf.open(output, password=result.facts["password"]) as pdf:
-                if not pdf.is_linearized:
-                    raise ToolFailed("qpdf did not linearize the output; it was not published.")
+        """Check each output in pdfium: page count, images per page; linearization in qpdf."""
+        for source, output, facts in zip(
+            inputs, result.outputs, result.facts["files"], strict=True
+        ):
+            password = facts["password"]
+            pages = count_pages_pdfium(output, password)
+            if pages != facts["pages"]:
+                raise ToolFailed(
+                    f"The optimized file has {pages} page(s) where the input had "
+                    f"{facts['pages']}; it was not published. Please report this."
+                )
+            if facts["images_changed"]:
+                check_images(source, output, password)
+            if ctx.options["PDF.LINEARIZE"]:
+                with pikepdf.open(output, password=password) as pdf:
+                    if not pdf.is_linearized:
+                        raise ToolFailed("qpdf did not linearize the output; it was not published.")
+
+
+def _summary(files: list[dict[str, Any]], ctx: StepContext) -> str:
+    before = sum(f["before"] for f in files)
+    after = sum(f["after"] for f in files)
+    pages = sum(f["pages"] for f in files)
+    change = (after - before) * 100 / before if before else 0.0
+    what = f"{pages} page(s)" if len(files) == 1 else f"{len(files)} files, {pages} page(s)"
+    message = f"Optimized {what}: {human_bytes(before)} -> {human_bytes(after)} ({change:+.0f} %)."
+    changed = sum(f["images_changed"] for f in files)
+    if changed:
+        message += f" Recompressed {changed} of {sum(f['images'] for f in files)} image(s)."
+    if ctx.options["PDF.LINEARIZE"]:
+        message += " Linearized for fast web view."
+    return message
 
 
 PDF_OPTIMIZE = Workflow(
     name="pdf-optimize",
-    description="Lossless PDF optimization with pikepdf (qpdf); web profile linearizes.",
+    description="PDF optimization with pikepdf (qpdf): lossless by default; web profile "
+    "linearizes, smallest recompresses and downsamples images with Pillow.",
     steps=(OptimizeStep(),),
-    profiles={"default": {}, "web": {"PDF.LINEARIZE": True}},
+    profiles={
+        "default": {},
+        "web": {"PDF.LINEARIZE": True},
+        "smallest": {
+            "PDF.IMAGE_QUALITY": 75,
+            "PDF.IMAGE_MAX_DPI": 150,
+            "PDF.OBJECT_STREAMS": "generate",
+            "PDF.RECOMPRESS": True,
+            "PDF.REMOVE_UNUSED": True,
+        },
+    },
 )
 
 
@@ -257,4 +358,5 @@ def engine_versions() -> dict[str, str]:
         "pikepdf": pikepdf.__version__,
         "qpdf": pikepdf.__libqpdf_version__,
         "pdfium": str(pypdfium2.version.PDFIUM_INFO),
+        "Pillow": PIL.__version__,  # image recompression
     }

@@ -19,7 +19,7 @@ from hotfolder.workflows.base import Step, Workflow
 
 #: Engine modules below ``hotfolder.workflows`` that provide the built-ins, in
 #: the order ``hotfolder workflows`` lists them.
-BUILTIN_MODULES = ("pdf", "image")
+BUILTIN_MODULES = ("pdf", "image", "pdfa", "imagepdf", "render", "office", "pdfpages", "pdfprotect")
 
 _workflows: dict[str, Workflow] = {}
 _steps: dict[str, Step] = {}
