@@ -168,7 +168,7 @@ def run_job(spec: JobSpec) -> JobOutcome:
 def _run_steps(
     workflow: Workflow, inputs: list[Path], work: Path, prefix: str, ctx: StepContext
 ) -> tuple[list[Path], str]:
-    current, message = inputs, ""
+    current, messages = inputs, []
     for index, step in enumerate(workflow.steps, start=1):
         out_dir = work / f"{prefix}{index:02d}-{step.name}"
         # A retried attempt starts from a clean step directory.
@@ -176,8 +176,10 @@ def _run_steps(
         out_dir.mkdir(parents=True)
         result = step.run(current, out_dir, ctx)
         step.verify(current, result, ctx)
-        current, message = result.outputs, result.message
-    return current, message
+        current = result.outputs
+        messages.append(result.message)
+    # A chain reports every step: "Converted to PDF. PDF/A-2b written … Protected …"
+    return current, " ".join(m for m in messages if m)
 
 
 def _check_distinct(outputs: list[Path]) -> None:
