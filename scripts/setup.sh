@@ -5,9 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the workflows and tests use (installed only when missing).
+# Debian packages the workflows use (scripts/debian-packages.txt) plus any given as
+# arguments (the test suite's tools), installed only when missing.
+mapfile -t listed < <(grep -v '^#' scripts/debian-packages.txt | grep -v '^$')
 need=()
-for pkg in "$@"; do
+for pkg in "${listed[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if ((${#need[@]})); then

@@ -3,9 +3,7 @@
 # integration tests (the real daemon on temp folders).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Engines the workflows drive, installed from Debian when missing.
-bash scripts/setup.sh ghostscript libreoffice-writer-nogui libreoffice-calc-nogui \
-    libreoffice-impress-nogui fonts-dejavu-core
+bash scripts/setup.sh
 .venv/bin/ruff check src tests
 .venv/bin/ruff format --check src tests
 .venv/bin/mypy
