@@ -27,6 +27,7 @@ from hotfolder.http import HttpEndpoint
 from hotfolder.intake import FolderIntake
 from hotfolder.journal import Journal
 from hotfolder.manifest import is_manifest
+from hotfolder.metrics import FolderFigures, Metrics, Snapshot
 from hotfolder.models import ErrorInfo, JobState
 from hotfolder.pending import PendingJobs
 from hotfolder.publish import Publisher
@@ -58,6 +59,7 @@ class Daemon:
         self.watches: dict[str, FolderWatch] = {}
         self._threads: list[threading.Thread] = []
         self.http: HttpEndpoint | None = None
+        self.metrics = Metrics(self.snapshot)
         self.pending: PendingJobs | None = None
         self.control: Control | None = None
         self.callbacks: CallbackSender | None = None
@@ -94,6 +96,8 @@ class Daemon:
         )
         self.callbacks = CallbackSender(daemon, self.folders)
         self.dispatcher.listeners.append(self.callbacks)
+        self.dispatcher.listeners.append(self.metrics)
+        self.metrics.init_folders(self.settings.folders, [])
         self.callbacks.start()
         self._recover(publisher)
         for folder in self.settings.folders:
@@ -119,6 +123,7 @@ class Daemon:
                     self.journal,
                     self.problems,
                     self.control.submit,
+                    self.metrics.exposition,
                     self.settings.http.token,
                 )
             except OSError as exc:
@@ -262,6 +267,30 @@ class Daemon:
             except OSError as exc:
                 log.error("cannot watch %s: %s", watch.root, exc)
             self.intakes[name].scan()
+
+    def snapshot(self) -> Snapshot:
+        """Live figures for a metrics scrape (called from the HTTP thread)."""
+        figures: dict[str, FolderFigures] = {}
+        running = self.dispatcher.figures() if self.dispatcher is not None else {}
+        for name in self.folders:
+            queued, active = running.get(name, (0, 0))
+            intake = self.intakes.get(name)
+            watch = self.watches.get(name)
+            figures[name] = FolderFigures(
+                queued=queued,
+                running=active,
+                pending=self.pending.count(name) if self.pending is not None else 0,
+                settling=intake.pending_count() if intake is not None else 0,
+                watched=watch is not None and watch.alive(),
+            )
+        pool = self.dispatcher.pool if self.dispatcher is not None else None
+        stats = self.callbacks.stats if self.callbacks is not None else None
+        return Snapshot(
+            folders=figures,
+            workers=self.settings.daemon.workers,
+            workers_alive=pool.alive_count() if pool is not None else 0,
+            callbacks=vars(stats) if stats is not None else {},
+        )
 
     def problems(self) -> list[str]:
         """What is wrong right now: unwatched folders, dead workers, an unwritable journal."""

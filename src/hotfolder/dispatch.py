@@ -29,7 +29,11 @@ log = logging.getLogger("hotfolder.dispatch")
 
 
 class Listener(Protocol):
-    """Hears about jobs; a failing listener is logged and ignored."""
+    """Hears about jobs; a failing listener is logged and ignored.
+
+    Listeners may also define ``job_queued(record)`` (the job joined the queue)
+    and ``job_retried(record, code)`` (a transient error; it queues again).
+    """
 
     def job_started(self, record: JobRecord) -> None:
         """A worker took the job."""
@@ -97,6 +101,18 @@ class Dispatcher:
         self._stopping.set()
         self.pool.wake()
 
+    def figures(self) -> dict[str, tuple[int, int]]:
+        """(queued, running) jobs per folder right now, for metrics and STATUS."""
+        with self._lock:
+            inbox = [record.folder for record in self._inbox]
+        records = list(self._records.values())
+        result: dict[str, tuple[int, int]] = {}
+        for name in self.folders:
+            running = sum(1 for r in records if r.folder == name and r.phase == "running")
+            queued = self.queue.size(name) + inbox.count(name)
+            result[name] = (queued, running)
+        return result
+
     def backlog(self) -> int:
         """Jobs claimed but not yet running."""
         with self._lock:
@@ -125,6 +141,7 @@ class Dispatcher:
         now = self._clock()
         for record in inbox:
             self._records[record.job_id] = record
+            self._notify("job_queued", record)
             delay = max(0.0, record.not_before - time.time())
             self.queue.put(record.folder, record.job_id, now + delay, now)
 
@@ -224,6 +241,7 @@ class Dispatcher:
             )
             now = self._clock()
             self.queue.put(record.folder, record.job_id, now + backoff, now)
+            self._notify("job_retried", record, outcome.error.code)
             return
         self._finish(record, outcome=outcome, error=outcome.error)
 
@@ -280,8 +298,11 @@ class Dispatcher:
 
     def _notify(self, event: str, *args: object) -> None:
         for listener in self.listeners:
+            hook = getattr(listener, event, None)
+            if hook is None:
+                continue
             try:
-                getattr(listener, event)(*args)
+                hook(*args)
             except Exception:
                 log.exception("listener %r failed on %s", listener, event)
 

@@ -144,6 +144,10 @@ class WorkerPool:
         """Job ids being converted right now."""
         return [slot.spec.job_id for slot in self._slots if slot.spec is not None]
 
+    def alive_count(self) -> int:
+        """How many worker processes are running."""
+        return sum(1 for slot in self._slots if slot.process.is_alive())
+
     def alive(self) -> bool:
         """True when every worker process is running."""
         return all(slot.process.is_alive() for slot in self._slots)

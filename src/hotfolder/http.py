@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from hotfolder.control import ACTIONS, Answer
 from hotfolder.journal import JobRecord, Journal
+from hotfolder.metrics import CONTENT_TYPE
 
 log = logging.getLogger("hotfolder.http")
 
@@ -99,7 +100,14 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = {key: values[-1] for key, values in parse_qs(url.query).items()}
         try:
-            if url.path == "/healthz":
+            if url.path == "/metrics":
+                data = self.server.metrics()
+                self.send_response(HTTPStatus.OK)
+                self.send_header("Content-Type", CONTENT_TYPE)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            elif url.path == "/healthz":
                 problems = self.server.health()
                 code = HTTPStatus.OK if not problems else HTTPStatus.SERVICE_UNAVAILABLE
                 self._send(code, {"healthy": not problems, "problems": problems})
@@ -126,7 +134,7 @@ class _Handler(BaseHTTPRequestHandler):
                     {
                         "error": {
                             "code": "not_found",
-                            "message": "Known paths: /healthz, /jobs, /jobs/{jobId}.",
+                            "message": "Known paths: /metrics, /healthz, /jobs, /jobs/{jobId}.",
                         }
                     },
                 )
@@ -146,12 +154,14 @@ class _Server(ThreadingHTTPServer):
         journal: Journal,
         health: Callable[[], list[str]],
         control: Submit,
+        metrics: Callable[[], bytes],
         token: str,
     ) -> None:
         super().__init__(address, _Handler)
         self.journal = journal
         self.health = health
         self.control = control
+        self.metrics = metrics
         self.token = token
 
 
@@ -164,10 +174,13 @@ class HttpEndpoint:
         journal: Journal,
         health: Callable[[], list[str]],
         control: Submit,
+        metrics: Callable[[], bytes],
         token: str = "",
     ) -> None:
         host, _, port = listen.rpartition(":")
-        self._server = _Server((host.strip("[]"), int(port)), journal, health, control, token)
+        self._server = _Server(
+            (host.strip("[]"), int(port)), journal, health, control, metrics, token
+        )
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="hotfolder-http", daemon=True
         )

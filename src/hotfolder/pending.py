@@ -106,6 +106,10 @@ class PendingJobs:
     def __len__(self) -> int:
         return len(self._waiting)
 
+    def count(self, folder: str) -> int:
+        """Pending jobs of ``folder`` (read from other threads for metrics)."""
+        return sum(1 for w in list(self._waiting.values()) if w.folder.name == folder)
+
     def job_ids(self) -> list[str]:
         """Ids of the jobs waiting right now."""
         return list(self._waiting)
