@@ -119,7 +119,8 @@ class Metrics:
     """The daemon's registry; also a dispatcher listener."""
 
     def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        # No auto-describe: it would call the live collector before the daemon runs.
+        self.registry = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         reg = self.registry
