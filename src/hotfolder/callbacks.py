@@ -116,13 +116,13 @@ class CallbackSender:
         url = Manifest.model_validate_json(record.manifest).callback
         if not url:
             return
-        folder = self.folders[record.folder]
-        if not allowed(url, folder.callback_allow):
+        folder = self.folders.get(record.folder)
+        if folder is None or not allowed(url, folder.callback_allow):
             self.stats.refused += 1
             log.warning(
-                "job %s: callback URL not in folder %s's callback_allow; not called",
-                record.job_id,
-                folder.name,
+                "callback URL not in folder %s's callback_allow; not called",
+                record.folder,
+                extra={"job_id": record.job_id},
             )
             return
         body = (record.status_json or status.to_json()).encode()
@@ -165,7 +165,11 @@ class CallbackSender:
             with self._opener.open(request, timeout=self.settings.callback_timeout) as response:
                 response.read(65536)
             self.stats.delivered += 1
-            log.info("job %s: callback delivered (attempt %d)", delivery.job_id, delivery.attempt)
+            log.info(
+                "callback delivered (attempt %d)",
+                delivery.attempt,
+                extra={"job_id": delivery.job_id},
+            )
             return
         except urllib.error.HTTPError as exc:
             reason = f"HTTP {exc.code}"
@@ -175,19 +179,19 @@ class CallbackSender:
         if delivery.attempt > self.settings.callback_retries:
             self.stats.given_up += 1
             log.error(
-                "job %s: callback failed %d time(s), giving up: %s",
-                delivery.job_id,
+                "callback failed %d time(s), giving up: %s",
                 delivery.attempt,
                 reason,
+                extra={"job_id": delivery.job_id},
             )
             return
         backoff = self.settings.callback_backoff * 2 ** (delivery.attempt - 1)
         log.warning(
-            "job %s: callback attempt %d failed (%s); retrying in %.1f s",
-            delivery.job_id,
+            "callback attempt %d failed (%s); retrying in %.1f s",
             delivery.attempt,
             reason,
             backoff,
+            extra={"job_id": delivery.job_id},
         )
         delivery.attempt += 1
         delivery.due = self._clock() + backoff

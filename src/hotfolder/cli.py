@@ -17,6 +17,7 @@ from typing import Any
 
 from hotfolder import __version__
 from hotfolder.errors import ConfigError, ExitCode, HotfolderError
+from hotfolder.logs import configure as configure_logging
 from hotfolder.models import JobState
 
 log = logging.getLogger("hotfolder")
@@ -78,11 +79,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hotfolder`` command; returns the exit code."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("HOTFOLDER_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    level = os.environ.get("HOTFOLDER_LOG_LEVEL", "INFO").upper()
+    json_logs = os.environ.get("HOTFOLDER_LOG_FORMAT", "").lower() == "json"
+    configure_logging(level, "json" if json_logs else "text")
     handlers = {
         "run": _run,
         "check-config": _check_config,
@@ -102,26 +101,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from hotfolder.config import check_paths, load_settings
-    from hotfolder.workflows.registry import check_folder, configure
+    from hotfolder.loader import load_checked
 
-    settings = load_settings(args.config)
-    problems = check_paths(settings)
-    problems += configure(settings.daemon.plugins, settings.workflows)
-    for index, folder in enumerate(settings.folders):
-        for key, message in check_folder(folder.workflow, folder.profile, folder.options):
-            problems.append((f"folders[{index}]({folder.name}).{key}", message))
-    if problems:
-        raise ConfigError(problems, str(settings.config_file))
-    return settings
+    return load_checked(args.config)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from hotfolder.config import load_settings
+
+    # Log in the configured format from the first line on (engines log at import).
+    early = load_settings(args.config).daemon
+    configure_logging(early.log_level, early.log_format)
     from hotfolder.daemon import Daemon
 
-    settings = _load(args)
-    logging.getLogger().setLevel(settings.daemon.log_level)
-    Daemon(settings).run()
+    Daemon(_load(args)).run()
     return int(ExitCode.OK)
 
 

@@ -86,6 +86,8 @@ class DaemonSettings(_Strict):
     worker_memory_limit: Annotated[int, Field(ge=0)] = 0
     queue_per_folder: Annotated[int, Field(ge=0)] = 0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: text: one line per record; json: one JSON object per line (journald, shippers).
+    log_format: Literal["text", "json"] = "text"
     plugins: list[str] = Field(default_factory=list)
     #: Manifest callbacks: attempts after the first, first backoff (doubling), timeout.
     callback_retries: Annotated[int, Field(ge=0, le=20)] = 5

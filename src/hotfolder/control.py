@@ -155,7 +155,10 @@ class Control:
         """Move the originals back from error/ and queue the job as a new attempt."""
         moved = self.publisher.take_back(record)
         if not moved:
-            log.error("job %s: its originals are no longer in error/; cannot retry", record.job_id)
+            log.error(
+                "its originals are no longer in error/; cannot retry",
+                extra={"job_id": record.job_id},
+            )
             self.journal.update(record.job_id, phase="done")
             return
         record.phase, record.state = "queued", JobState.PENDING.value
@@ -174,5 +177,5 @@ class Control:
             finished_at=None,
             not_before=0.0,
         )
-        log.info("job %s queued again (retry)", record.job_id)
+        log.info("queued again (retry)", extra={"job_id": record.job_id})
         self.dispatcher.enqueue(record)

@@ -8,7 +8,6 @@ publishing) and the main thread, which waits for SIGTERM/SIGINT.
 from __future__ import annotations
 
 import logging
-import shutil
 import signal
 import threading
 import time
@@ -17,20 +16,22 @@ from pathlib import Path
 from types import FrameType
 
 from hotfolder.callbacks import CallbackSender
-from hotfolder.claim import ClaimFailed, claim, recover_claim
+from hotfolder.claim import ClaimFailed, claim
 from hotfolder.config import FolderSettings, Settings, prepare_paths
 from hotfolder.control import Control
 from hotfolder.dispatch import Dispatcher
-from hotfolder.errors import StartupError
+from hotfolder.errors import HotfolderError, StartupError
 from hotfolder.executor import WorkerPool
 from hotfolder.http import HttpEndpoint
 from hotfolder.intake import FolderIntake
 from hotfolder.journal import Journal
+from hotfolder.loader import load_checked
 from hotfolder.manifest import is_manifest
 from hotfolder.metrics import FolderFigures, Metrics, Snapshot
-from hotfolder.models import ErrorInfo, JobState
 from hotfolder.pending import PendingJobs
 from hotfolder.publish import Publisher
+from hotfolder.recovery import recover
+from hotfolder.reload import plan_reload
 from hotfolder.watcher import FolderWatch
 from hotfolder.workflows.registry import tool_versions
 
@@ -53,6 +54,7 @@ class Daemon:
         self.folders: dict[str, FolderSettings] = {f.name: f for f in settings.folders}
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._reload_requested = threading.Event()
         self.journal: Journal | None = None
         self.dispatcher: Dispatcher | None = None
         self.intakes: dict[str, FolderIntake] = {}
@@ -63,6 +65,7 @@ class Daemon:
         self.pending: PendingJobs | None = None
         self.control: Control | None = None
         self.callbacks: CallbackSender | None = None
+        self.publisher: Publisher | None = None
 
     def start(self) -> None:
         """Prepare folders, recover the journal, start watching and converting."""
@@ -76,6 +79,7 @@ class Daemon:
             memory_limit_mb=daemon.worker_memory_limit,
             plugins=daemon.plugins,
             workflows=self.settings.workflows,
+            logging_setup=(daemon.log_level, daemon.log_format),
         )
         pool.start()
         self.dispatcher = Dispatcher(daemon, self.folders, self.journal, publisher, pool)
@@ -99,21 +103,10 @@ class Daemon:
         self.dispatcher.listeners.append(self.metrics)
         self.metrics.init_folders(self.settings.folders, [])
         self.callbacks.start()
-        self._recover(publisher)
+        self.publisher = publisher
+        recover(self.journal, self.folders, publisher, self.pending, self.control, self.dispatcher)
         for folder in self.settings.folders:
-            intake = self.intakes[folder.name]
-            watch = FolderWatch(
-                folder.input_dir,
-                folder.observer or daemon.observer,
-                folder.recursive,
-                daemon.poll_interval,
-                intake.hint,
-            )
-            # Observer first, then the scan: a file arriving in between is seen twice
-            # (harmless, intake deduplicates) rather than never.
-            watch.start()
-            self.watches[folder.name] = watch
-            intake.scan()
+            self._watch(folder)
         self._spawn("hotfolder-dispatch", self.dispatcher.run)
         self._spawn("hotfolder-intake", self._intake_loop)
         if self.settings.http.listen:
@@ -141,64 +134,75 @@ class Daemon:
             self.journal.path,
         )
 
+    def _watch(self, folder: FolderSettings) -> None:
+        """Start observing ``folder`` (its intake exists) and scan it."""
+        daemon = self.settings.daemon
+        intake = self.intakes[folder.name]
+        watch = FolderWatch(
+            folder.input_dir,
+            folder.observer or daemon.observer,
+            folder.recursive,
+            daemon.poll_interval,
+            intake.hint,
+        )
+        # Observer first, then the scan: a file arriving in between is seen twice
+        # (harmless, intake deduplicates) rather than never.
+        watch.start()
+        self.watches[folder.name] = watch
+        intake.scan()
+
+    def request_reload(self) -> None:
+        """Re-read the config soon (SIGHUP); safe from any thread or a signal handler."""
+        self._reload_requested.set()
+        self._wake.set()
+
+    def _reload(self) -> None:
+        """Apply a changed config without a restart; an invalid one keeps the old running."""
+        self._reload_requested.clear()
+        assert self.dispatcher is not None and self.publisher is not None
+        log.info("reloading %s", self.settings.config_file)
+        try:
+            new = load_checked(self.settings.config_file)
+            prepare_paths(new)
+        except HotfolderError as exc:
+            self.metrics.reloads.labels("failure").inc()
+            log.error("reload refused, the running config stays: %s", exc.message)
+            return
+        plan = plan_reload(self.settings, new)
+        fresh = {folder.name: folder for folder in new.folders}
+        for name in plan.removed + plan.changed:
+            watch = self.watches.pop(name, None)
+            if watch is not None:
+                watch.stop()
+        for name in plan.removed:
+            # Jobs in flight still publish with the settings they were claimed under.
+            del self.folders[name]
+            self.intakes.pop(name, None)
+        for name in plan.added + plan.changed:
+            folder = fresh[name]
+            self.folders[name] = folder
+            self.dispatcher.folders[name] = folder
+            self.publisher.folders[name] = folder
+            self.intakes[name] = FolderIntake(folder, self._clock, self._wake)
+            self._watch(folder)
+        if plan.workers_setup_changed:
+            self.dispatcher.pool.reconfigure(new.daemon.plugins, new.workflows)
+        self.dispatcher.settings = new.daemon
+        logging.getLogger().setLevel(new.daemon.log_level)
+        self.metrics.init_folders(new.folders, [])
+        self.settings = new
+        self.metrics.reloads.labels("success").inc()
+        log.info("reloaded: %s", plan.summary())
+        if plan.restart_needed:
+            log.warning(
+                "changed settings that take effect at the next restart: %s",
+                ", ".join(plan.restart_needed),
+            )
+
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
-
-    def _recover(self, publisher: Publisher) -> None:
-        assert self.journal is not None and self.dispatcher is not None
-        assert self.pending is not None
-        resumed = 0
-        for record in self.journal.unfinished():
-            if record.folder not in self.folders:
-                log.warning(
-                    "job %s belongs to folder %r, which is no longer configured; "
-                    "it stays in the journal",
-                    record.job_id,
-                    record.folder,
-                )
-                continue
-            if record.phase == "publishing":
-                publisher.resume(record)
-                continue
-            if record.phase == "waiting":
-                self.pending.restore(record)
-                continue
-            if record.phase == "retrying":
-                assert self.control is not None
-                self.control.resume_retry(record)
-                continue
-            if record.phase == "claiming" and not recover_claim(record):
-                self.journal.delete(record.job_id)
-                continue
-            if record.kind == "manifest" and record.phase == "claiming" and record.error_code:
-                # A pending manifest job was being failed or aborted when we stopped.
-                error = ErrorInfo(code=record.error_code, message=record.message or "")
-                state = JobState.ABORTED if error.code == "aborted" else JobState.FAILED
-                publisher.failure(record, error, state=state)
-                continue
-            record.phase = "queued"
-            self.journal.update(record.job_id, phase="queued", state="pending")
-            self.dispatcher.enqueue(record)
-            resumed += 1
-        if resumed:
-            log.info("resumed %d unfinished job(s) from the journal", resumed)
-        self._remove_finished_work_dirs()
-
-    def _remove_finished_work_dirs(self) -> None:
-        # A crash after a job's final commit can leave its (empty) work dir behind.
-        assert self.journal is not None
-        for folder in self.folders.values():
-            jobs = folder.work_dir / "jobs"
-            if not jobs.is_dir():
-                continue
-            for entry in jobs.iterdir():
-                record = self.journal.get(entry.name)
-                if record is not None and record.phase == "done":
-                    shutil.rmtree(entry, ignore_errors=True)
-                elif record is None:
-                    log.warning("work dir %s has no journal record; left in place", entry)
 
     def _intake_loop(self) -> None:
         assert self.dispatcher is not None
@@ -207,6 +211,12 @@ class Daemon:
         next_health = self._clock() + 1.0
         while not self._stopping.is_set():
             self._wake.clear()
+            if self._reload_requested.is_set():
+                try:
+                    self._reload()
+                except Exception:
+                    self.metrics.reloads.labels("failure").inc()
+                    log.exception("reload failed")
             now = self._clock()
             if now >= next_rescan:
                 for intake in self.intakes.values():
@@ -337,6 +347,8 @@ class Daemon:
 
         signal.signal(signal.SIGTERM, _on_signal)
         signal.signal(signal.SIGINT, _on_signal)
+        # Installed before the daemon reports ready: a reload must never kill it.
+        signal.signal(signal.SIGHUP, lambda signum, frame: self.request_reload())
         self.start()
         try:
             while not stop.wait(1.0):

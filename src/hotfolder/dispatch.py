@@ -190,11 +190,11 @@ class Dispatcher:
         spec = job_spec(record, folder)
         self.pool.submit(spec, folder.timeout)
         log.info(
-            "job %s processing folder=%s input=%r attempt=%d",
-            record.job_id,
+            "processing folder=%s input=%r attempt=%d",
             record.folder,
             record.input_name,
             record.attempts,
+            extra={"job_id": record.job_id},
         )
         self._notify("job_started", record)
 
@@ -225,11 +225,11 @@ class Dispatcher:
             record.not_before = time.time() + backoff
             record.phase, record.state = "queued", JobState.PENDING.value
             log.warning(
-                "job %s attempt %d failed (%s); retrying in %.1f s",
-                record.job_id,
+                "attempt %d failed (%s); retrying in %.1f s",
                 record.attempts,
                 outcome.error.code,
                 backoff,
+                extra={"job_id": record.job_id},
             )
             self.journal.update(
                 record.job_id,
@@ -277,15 +277,15 @@ class Dispatcher:
         except OSError as exc:
             # Publishing itself failed (e.g. out/ not writable): the job stays in
             # the journal in phase "publishing" and is finished at the next start.
-            log.error("job %s could not be published: %s", record.job_id, exc)
+            log.error("could not be published: %s", exc, extra={"job_id": record.job_id})
             return
         log.info(
-            "job %s %s folder=%s input=%r %s",
-            record.job_id,
+            "%s folder=%s input=%r %s",
             status.status.value,
             record.folder,
             record.input_name,
             status.message,
+            extra={"job_id": record.job_id},
         )
         self.announce_finished(record, status)
 

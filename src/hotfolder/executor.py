@@ -39,7 +39,11 @@ _SCRUBBED_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS",
 
 
 def _worker_main(
-    conn: Connection, memory_limit_mb: int, plugins: list[str], workflows: list[dict[str, Any]]
+    conn: Connection,
+    memory_limit_mb: int,
+    plugins: list[str],
+    workflows: list[dict[str, Any]],
+    logging_setup: tuple[str, str],
 ) -> None:
     """Loop of one worker process: receive a spec, run it, send the outcome."""
     # The daemon handles SIGINT/SIGTERM and stops workers itself.
@@ -52,6 +56,11 @@ def _worker_main(
         limit = memory_limit_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     from hotfolder.config import WorkflowSettings
+    from hotfolder.logs import configure as configure_logging
+
+    # Lines a step logs carry the job id, in the daemon's format, on the same stderr.
+    level, fmt = logging_setup
+    configure_logging(level, "json" if fmt == "json" else "text")
     from hotfolder.workflows.registry import configure
     from hotfolder.workflows.runner import run_job
 
@@ -85,6 +94,8 @@ class _Slot:
     deadline: float = 0.0
     timeout: float = 0.0
     jobs_done: int = 0
+    #: The pool's setup generation this worker was started with (see reconfigure).
+    generation: int = 0
     oom: bool = field(default=False)
 
 
@@ -106,12 +117,15 @@ class WorkerPool:
         memory_limit_mb: int = 0,
         plugins: Sequence[str] = (),
         workflows: Sequence[WorkflowSettings] = (),
+        logging_setup: tuple[str, str] = ("INFO", "text"),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.size = size
         self.plugins = list(plugins)
         # Plain dicts: they cross into the worker processes by pickle.
         self.workflows = [w.model_dump() for w in workflows]
+        self.logging_setup = logging_setup
+        self.generation = 0
         self.max_jobs_per_worker = max_jobs_per_worker
         self.memory_limit_mb = memory_limit_mb
         self._clock = clock
@@ -128,7 +142,7 @@ class WorkerPool:
         parent, child = _CTX.Pipe(duplex=True)
         process = _CTX.Process(
             target=_worker_main,
-            args=(child, self.memory_limit_mb, self.plugins, self.workflows),
+            args=(child, self.memory_limit_mb, self.plugins, self.workflows, self.logging_setup),
             name="hotfolder-worker",
         )
         process.daemon = True
@@ -156,6 +170,8 @@ class WorkerPool:
         """Hand ``spec`` to an idle worker; the caller checked :meth:`free_slots`."""
         for slot in self._slots:
             if slot.spec is None:
+                if slot.generation != self.generation:
+                    self._retire(slot)  # idle since a reload: start it with the new setup
                 slot.spec = spec
                 slot.timeout = timeout
                 slot.deadline = self._clock() + timeout
@@ -209,7 +225,9 @@ class WorkerPool:
             return self._crashed(slot)
         if self._clock() >= slot.deadline:
             log.warning(
-                "job %s exceeded its %.0f s timeout; stopping it", slot.spec.job_id, slot.timeout
+                "exceeded its %.0f s timeout; stopping it",
+                slot.timeout,
+                extra={"job_id": slot.spec.job_id},
             )
             self._kill(slot)
             error = JobTimeout(
@@ -256,17 +274,33 @@ class WorkerPool:
         slot.conn.close()
         fresh = self._spawn()
         slot.process, slot.conn, slot.jobs_done, slot.oom = fresh.process, fresh.conn, 0, False
+        slot.generation = self.generation
+
+    def reconfigure(self, plugins: Sequence[str], workflows: Sequence[WorkflowSettings]) -> None:
+        """New plugins or workflow chains (a reload): idle workers restart with them.
+
+        Running jobs finish in the worker they started in; each worker is replaced
+        the next time it is idle.
+        """
+        self.plugins = list(plugins)
+        self.workflows = [w.model_dump() for w in workflows]
+        self.generation += 1
+
+    def _retire(self, slot: _Slot) -> None:
+        with contextlib.suppress(OSError):
+            slot.conn.send(None)
+        slot.process.join(timeout=5)
+        if slot.process.is_alive():
+            slot.process.kill()
+        self._replace(slot)
 
     def _finish(self, slot: _Slot) -> None:
         slot.spec = None
         slot.jobs_done += 1
-        if self.max_jobs_per_worker and slot.jobs_done >= self.max_jobs_per_worker:
-            # Recycle: a long-lived engine may leak memory.
-            slot.conn.send(None)
-            slot.process.join(timeout=5)
-            if slot.process.is_alive():
-                slot.process.kill()
-            self._replace(slot)
+        recycle = self.max_jobs_per_worker and slot.jobs_done >= self.max_jobs_per_worker
+        # Recycle: a long-lived engine may leak memory; or the setup changed (reload).
+        if recycle or slot.generation != self.generation:
+            self._retire(slot)
 
     def kill_job(self, job_id: str) -> bool:
         """Stop the worker running ``job_id`` (cancel); its result is dropped."""

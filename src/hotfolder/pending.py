@@ -151,14 +151,14 @@ class PendingJobs:
         self.journal.insert(record)
         waiting = _Waiting(record, folder, path, manifest, signature)
         self._waiting[record.job_id] = waiting
-        self.intakes[folder.name].reserve(waiting.owned)
+        self._reserve(waiting)
         log.info(
-            "job %s pending folder=%s manifest=%r inputs=%d%s",
-            record.job_id,
+            "pending folder=%s manifest=%r inputs=%d%s",
             folder.name,
             path.name,
             len(manifest.input_names),
             "" if manifest.process else " (held: process is false)",
+            extra={"job_id": record.job_id},
         )
         return record
 
@@ -174,7 +174,17 @@ class PendingJobs:
         except OSError:
             waiting.signature = None
         self._waiting[record.job_id] = waiting
-        self.intakes[folder.name].reserve(waiting.owned)
+        self._reserve(waiting)
+
+    def _reserve(self, waiting: _Waiting) -> None:
+        intake = self.intakes.get(waiting.folder.name)
+        if intake is not None:  # None: the folder was removed by a reload
+            intake.reserve(waiting.owned)
+
+    def _release(self, waiting: _Waiting) -> None:
+        intake = self.intakes.get(waiting.folder.name)
+        if intake is not None:
+            intake.release(waiting.owned)
 
     @staticmethod
     def _apply(record: JobRecord, manifest: Manifest, path: Path, workflow: str) -> None:
@@ -247,7 +257,7 @@ class PendingJobs:
         if settling or not waiting.manifest.process:
             return
         self._start(waiting)
-        log.info("job %s: all %d input(s) present", record.job_id, len(waiting.inputs))
+        log.info("all %d input(s) present", len(waiting.inputs), extra={"job_id": record.job_id})
 
     def _reread(self, waiting: _Waiting) -> bool:
         """The manifest was replaced: take the new one; False if the job ended instead."""
@@ -259,10 +269,9 @@ class PendingJobs:
         except JobError as exc:
             self._end_waiting(waiting, exc)
             return False
-        intake = self.intakes[waiting.folder.name]
-        intake.release(waiting.owned)
+        self._release(waiting)
         waiting.manifest, waiting.signature = manifest, signature
-        intake.reserve(waiting.owned)
+        self._reserve(waiting)
         record = waiting.record
         self._apply(record, manifest, waiting.manifest_path, planned.conversions[0].workflow)
         record.profile = planned.conversions[0].profile
@@ -275,7 +284,9 @@ class PendingJobs:
             profile=record.profile,
         )
         log.info(
-            "job %s: manifest replaced (process=%s)", record.job_id, str(manifest.process).lower()
+            "manifest replaced (process=%s)",
+            str(manifest.process).lower(),
+            extra={"job_id": record.job_id},
         )
         return True
 
@@ -285,7 +296,7 @@ class PendingJobs:
         record = waiting.record
         self._claim(record, waiting.owned)
         del self._waiting[record.job_id]
-        self.intakes[waiting.folder.name].release(waiting.owned)
+        self._release(waiting)
         self.journal.update(record.job_id, phase="queued")
         record.phase = "queued"
         self.enqueue(record)
@@ -301,7 +312,7 @@ class PendingJobs:
     def _end_waiting(self, waiting: _Waiting, error: HotfolderError) -> None:
         del self._waiting[waiting.record.job_id]
         self._end(waiting.record, waiting.folder, waiting.owned, error)
-        self.intakes[waiting.folder.name].release(waiting.owned)
+        self._release(waiting)
 
     def _end(
         self, record: JobRecord, folder: FolderSettings, owned: list[Path], error: HotfolderError
@@ -317,12 +328,12 @@ class PendingJobs:
             record, ErrorInfo(code=error.code, message=error.message), state=state
         )
         log.info(
-            "job %s %s folder=%s manifest=%r %s",
-            record.job_id,
+            "%s folder=%s manifest=%r %s",
             state.value,
             folder.name,
             record.input_name,
             error.message,
+            extra={"job_id": record.job_id},
         )
         self.on_finished(record, status)
 
@@ -338,7 +349,9 @@ class PendingJobs:
                 if os.path.lexists(source):
                     source.rename(target)
             except OSError as exc:
-                log.warning("job %s: cannot claim %s: %s", record.job_id, source, exc.strerror)
+                log.warning(
+                    "cannot claim %s: %s", source, exc.strerror, extra={"job_id": record.job_id}
+                )
         first = work_inputs[0]
         if os.path.lexists(first):
             info = first.lstat()

@@ -1,0 +1,65 @@
+"""Operations on the real daemon: SIGHUP reload and JSON logs with job ids."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+from tests.helpers import free_port, http_json, wait_for
+from tests.integration.test_manifests import drop
+from tests.samples import pdf_bytes
+
+
+def metric(port: int, line_start: str) -> float:
+    code, _ = http_json(f"http://127.0.0.1:{port}/healthz")
+    assert code == 200
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    for line in text.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no metric line starting with {line_start}")
+
+
+def test_sighup_adds_a_folder_and_an_invalid_config_keeps_the_old_one(hotfolder) -> None:
+    """A folder added by reload converts files; a broken config is refused and counted."""
+    port = free_port()
+    daemon = hotfolder(
+        [{"name": "a", "workflow": "test-faults"}], http={"listen": f"127.0.0.1:{port}"}
+    ).start()
+    original = daemon.config.read_text()
+    daemon.config.write_text(
+        original + '[[folders]]\nname = "b"\npath = "b"\nworkflow = "pdf-optimize"\nsettle = 0.5\n'
+    )
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: b"reloaded: added: b" in daemon.log.read_bytes(), what="the reload")
+    drop(daemon.dir("b") / "new.pdf", pdf_bytes(pages=2))
+    daemon.wait_finished("b", 1)
+    assert daemon.statuses("b")[0]["status"] == "success"
+    assert metric(port, 'hotfolder_config_reloads_total{result="success"}') == 1
+
+    daemon.config.write_text(original + "[[folders]]\nname = 'broken'\n")
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: b"reload refused" in daemon.log.read_bytes(), what="the refusal")
+    assert metric(port, 'hotfolder_config_reloads_total{result="failure"}') == 1
+    # The running config (a and b) goes on working.
+    (daemon.dir("a") / "still.job").write_text("ok")
+    drop(daemon.dir("b") / "again.pdf", pdf_bytes())
+    daemon.wait_finished("a", 1)
+    daemon.wait_finished("b", 2)
+    assert daemon.stop() == 0
+
+
+def test_json_logs_put_the_job_id_on_every_line_about_a_job(hotfolder) -> None:
+    """log_format = "json": one object per line; job lines carry jobId."""
+    daemon = hotfolder([{"name": "a", "workflow": "pdf-optimize"}], log_format="json").start()
+    drop(daemon.dir("a") / "x.pdf", pdf_bytes())
+    daemon.wait_finished("a", 1)
+    daemon.stop()
+    job_id = daemon.statuses("a")[0]["jobId"]
+    lines = [json.loads(line) for line in daemon.log.read_text().splitlines() if line]
+    about_job = [line for line in lines if line.get("jobId") == job_id]
+    assert [line["message"].split()[0] for line in about_job] == ["processing", "success"]
+    assert all(job_id not in line["message"] for line in lines if "jobId" not in line)
