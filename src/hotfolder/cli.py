@@ -67,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
         request.add_argument(
             "--wait", type=float, default=15.0, help="seconds to wait for the daemon's answer"
         )
+    clean = with_config(
+        sub.add_parser("cleanup", help="remove what the [cleanup] retentions expire")
+    )
+    clean.add_argument("--dry-run", action="store_true", help="only list what would go")
     status = with_config(sub.add_parser("status", help="show jobs from the journal"))
     status.add_argument("job_id", nargs="?", help="one job's status JSON")
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -88,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "workflows": _workflows,
         "convert": _convert,
         "status": _status,
+        "cleanup": _cleanup,
         "cancel": _request,
         "retry": _request,
     }
@@ -300,6 +305,32 @@ def _request(args: argparse.Namespace) -> int:
         print(f"hotfolder: {args.command} {args.job_id}: {answer.message}", file=sys.stderr)
         return int(ExitCode.FAILURE)
     print(f"{args.job_id}: {answer.message} ({answer.state})")
+    return int(ExitCode.OK)
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    """Run the cleanup once, as the daemon's schedule would (stuck jobs need the daemon)."""
+    from hotfolder.cleanup import Cleanup
+    from hotfolder.config import load_settings
+    from hotfolder.daemon import journal_path
+    from hotfolder.journal import Journal
+
+    settings = load_settings(args.config)
+    path = journal_path(settings)
+    if not path.exists():
+        print(f"no journal yet at {path}: nothing to clean", file=sys.stderr)
+        return int(ExitCode.OK)
+    journal = Journal(path)
+    try:
+        folders = {folder.name: folder for folder in settings.folders}
+        report = Cleanup(settings.cleanup, folders, journal).run(dry_run=args.dry_run)
+    finally:
+        journal.close()
+    verb = "would remove" if args.dry_run else "removed"
+    for line in report.lines():
+        print(line)
+    total = sum(report.counts().values())
+    print(f"{verb} {total} item(s)" + (" (dry run: nothing changed)" if args.dry_run else ""))
     return int(ExitCode.OK)
 
 

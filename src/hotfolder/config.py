@@ -213,6 +213,37 @@ class FolderSettings(_Strict):
         return self.model_copy(update={"path": Path(os.path.normpath(root))})
 
 
+class CleanupSettings(_Strict):
+    """The ``[cleanup]`` table: what expires, and when cleanup runs.
+
+    Retentions are seconds; 0 keeps forever. Only journal rows expire by default:
+    deleting users' files is something the operator turns on.
+    """
+
+    enabled: bool = True
+    #: Run every this many seconds, unless ``cron`` (crontab syntax, UTC) is set.
+    interval: PositiveSeconds = 3600.0
+    cron: str = ""
+    journal_retention: Seconds = 30 * 86400.0
+    archive_retention: Seconds = 0.0
+    status_retention: Seconds = 0.0
+    output_retention: Seconds = 0.0
+    #: A work dir with no journal row is reclaimed after this long untouched.
+    orphan_grace: PositiveSeconds = 3600.0
+
+    @field_validator("cron")
+    @classmethod
+    def _crontab(cls, value: str) -> str:
+        if value:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(value, timezone="UTC")
+            except ValueError as exc:
+                raise ValueError(f"not a crontab expression ({exc}); e.g. '30 3 * * *'") from None
+        return value
+
+
 class Settings(BaseSettings):
     """The whole configuration. Build it with :func:`load_settings`."""
 
@@ -225,6 +256,7 @@ class Settings(BaseSettings):
 
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    cleanup: CleanupSettings = Field(default_factory=CleanupSettings)
     folders: list[FolderSettings] = Field(default_factory=list)
     workflows: list[WorkflowSettings] = Field(default_factory=list)
     config_file: Path | None = Field(default=None, exclude=True)

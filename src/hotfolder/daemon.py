@@ -17,6 +17,7 @@ from types import FrameType
 
 from hotfolder.callbacks import CallbackSender
 from hotfolder.claim import ClaimFailed, claim
+from hotfolder.cleanup import KINDS, Cleanup, CleanupReport
 from hotfolder.config import FolderSettings, Settings, prepare_paths
 from hotfolder.control import Control
 from hotfolder.dispatch import Dispatcher
@@ -24,7 +25,7 @@ from hotfolder.errors import HotfolderError, StartupError
 from hotfolder.executor import WorkerPool
 from hotfolder.http import HttpEndpoint
 from hotfolder.intake import FolderIntake
-from hotfolder.journal import Journal
+from hotfolder.journal import JobRecord, Journal
 from hotfolder.loader import load_checked
 from hotfolder.manifest import is_manifest
 from hotfolder.metrics import FolderFigures, Metrics, Snapshot
@@ -66,6 +67,7 @@ class Daemon:
         self.control: Control | None = None
         self.callbacks: CallbackSender | None = None
         self.publisher: Publisher | None = None
+        self.cleanup: Cleanup | None = None
 
     def start(self) -> None:
         """Prepare folders, recover the journal, start watching and converting."""
@@ -103,6 +105,8 @@ class Daemon:
         self.dispatcher.listeners.append(self.metrics)
         self.metrics.init_folders(self.settings.folders, [])
         self.callbacks.start()
+        self.metrics.cleanup_kinds(KINDS)
+        self._start_cleanup()
         self.publisher = publisher
         recover(self.journal, self.folders, publisher, self.pending, self.control, self.dispatcher)
         for folder in self.settings.folders:
@@ -151,6 +155,39 @@ class Daemon:
         self.watches[folder.name] = watch
         intake.scan()
 
+    def _start_cleanup(self) -> None:
+        assert self.journal is not None
+        if not self.settings.cleanup.enabled:
+            self.cleanup = None
+            return
+        self.cleanup = Cleanup(
+            self.settings.cleanup,
+            self.folders,
+            self.journal,
+            active=self._holds,
+            requeue=self._requeue,
+            on_report=self._count_cleanup,
+        )
+        self.cleanup.start()
+
+    def _holds(self, job_id: str) -> bool:
+        held = self.dispatcher is not None and self.dispatcher.holds(job_id)
+        return held or (self.pending is not None and job_id in self.pending.job_ids())
+
+    def _requeue(self, record: JobRecord) -> None:
+        assert self.journal is not None and self.dispatcher is not None
+        record.phase, record.state = "queued", "pending"
+        self.journal.update(record.job_id, phase="queued", state="pending")
+        self.dispatcher.enqueue(record)
+
+    def _count_cleanup(self, report: CleanupReport | None) -> None:
+        if report is None:
+            self.metrics.cleanup_runs.labels("failure").inc()
+            return
+        self.metrics.cleanup_runs.labels("success").inc()
+        for kind, count in report.counts().items():
+            self.metrics.cleanup_removed.labels(kind).inc(count)
+
     def request_reload(self) -> None:
         """Re-read the config soon (SIGHUP); safe from any thread or a signal handler."""
         self._reload_requested.set()
@@ -187,10 +224,15 @@ class Daemon:
             self._watch(folder)
         if plan.workers_setup_changed:
             self.dispatcher.pool.reconfigure(new.daemon.plugins, new.workflows)
+        cleanup_changed = new.cleanup != self.settings.cleanup
         self.dispatcher.settings = new.daemon
         logging.getLogger().setLevel(new.daemon.log_level)
         self.metrics.init_folders(new.folders, [])
         self.settings = new
+        if cleanup_changed:
+            if self.cleanup is not None:
+                self.cleanup.stop()
+            self._start_cleanup()
         self.metrics.reloads.labels("success").inc()
         log.info("reloaded: %s", plan.summary())
         if plan.restart_needed:
@@ -333,6 +375,8 @@ class Daemon:
             thread.join()
         if self.callbacks is not None:
             self.callbacks.stop()
+        if self.cleanup is not None:
+            self.cleanup.stop()
         if self.journal is not None:
             self.journal.close()
         log.info("stopped")

@@ -101,6 +101,13 @@ class Dispatcher:
         self._stopping.set()
         self.pool.wake()
 
+    def holds(self, job_id: str) -> bool:
+        """True while the job is queued or running here."""
+        with self._lock:
+            if any(record.job_id == job_id for record in self._inbox):
+                return True
+        return job_id in self._records
+
     def figures(self) -> dict[str, tuple[int, int]]:
         """(queued, running) jobs per folder right now, for metrics and STATUS."""
         with self._lock:
@@ -140,6 +147,8 @@ class Dispatcher:
             inbox, self._inbox = self._inbox, []
         now = self._clock()
         for record in inbox:
+            if record.job_id in self._records:
+                continue  # already here (a stuck-job requeue racing the normal path)
             self._records[record.job_id] = record
             self._notify("job_queued", record)
             delay = max(0.0, record.not_before - time.time())

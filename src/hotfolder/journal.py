@@ -181,6 +181,21 @@ class Journal:
         if "manifest" not in present:
             self._db.execute("ALTER TABLE jobs ADD COLUMN manifest TEXT")
 
+    def finished_before(self, cutoff: float) -> list[str]:
+        """Ids of finished jobs whose final state is older than ``cutoff`` (Unix time)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT job_id FROM jobs WHERE phase = 'done' AND "
+                "COALESCE(finished_at, created_at) < ? ORDER BY job_id",
+                (cutoff,),
+            ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def job_ids(self) -> set[str]:
+        """Every job id in the journal."""
+        with self._lock:
+            return {str(row[0]) for row in self._db.execute("SELECT job_id FROM jobs")}
+
     # --- requests from `hotfolder cancel` / `hotfolder retry` to the running daemon ---
 
     def add_request(self, job_id: str, action: str) -> int:

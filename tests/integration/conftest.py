@@ -31,6 +31,7 @@ class HotfolderProcess:
         folders: list[dict[str, Any]],
         http: dict[str, Any] | None = None,
         workflows: list[dict[str, Any]] | None = None,
+        cleanup: dict[str, Any] | None = None,
         **daemon: Any,
     ) -> None:
         self.root = root
@@ -49,6 +50,9 @@ class HotfolderProcess:
             lines.append(f"{key} = {toml_value(value)}")
         http = {"listen": "", **(http or {})}
         lines += ["[http]"] + [f"{k} = {toml_value(v)}" for k, v in http.items()]
+        # Tests that do not test cleanup must not have it remove anything under them.
+        cleanup = {"enabled": False, **(cleanup or {})}
+        lines += ["[cleanup]"] + [f"{k} = {toml_value(v)}" for k, v in cleanup.items()]
         for workflow in workflows or []:
             workflow = dict(workflow)
             profiles = workflow.pop("profiles", {})

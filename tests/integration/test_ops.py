@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
+import urllib.request
 
 from tests.helpers import free_port, http_json, wait_for
 from tests.integration.test_manifests import drop
@@ -13,8 +16,6 @@ from tests.samples import pdf_bytes
 def metric(port: int, line_start: str) -> float:
     code, _ = http_json(f"http://127.0.0.1:{port}/healthz")
     assert code == 200
-    import urllib.request
-
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
     for line in text.splitlines():
@@ -63,3 +64,43 @@ def test_json_logs_put_the_job_id_on_every_line_about_a_job(hotfolder) -> None:
     about_job = [line for line in lines if line.get("jobId") == job_id]
     assert [line["message"].split()[0] for line in about_job] == ["processing", "success"]
     assert all(job_id not in line["message"] for line in lines if "jobId" not in line)
+
+
+def test_cleanup_dry_run_then_scheduled_cleanup(hotfolder) -> None:
+    """`cleanup --dry-run` lists and keeps; the daemon's schedule removes and counts."""
+    port = free_port()
+    retention = {"output_retention": 1, "status_retention": 1, "interval": 1}
+    daemon = hotfolder(
+        [{"name": "a", "workflow": "pdf-optimize"}],
+        http={"listen": f"127.0.0.1:{port}"},
+        cleanup={"enabled": False, **retention},
+    ).start()
+    drop(daemon.dir("a") / "x.pdf", pdf_bytes())
+    daemon.wait_finished("a", 1)
+    daemon.stop()
+
+    def cli_cleanup(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "hotfolder", "cleanup", "--config", str(daemon.config), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return done.stdout
+
+    def expired_listing() -> str | None:
+        listing = cli_cleanup("--dry-run")
+        return listing if "outputs:" in listing else None
+
+    listing = wait_for(expired_listing, what="the output to expire")
+    assert "would remove 2 item(s) (dry run: nothing changed)" in listing
+    assert daemon.files("a", "out") == ["x.pdf", "x.status.json"]
+
+    text = daemon.config.read_text().replace("enabled = false", "enabled = true", 1)
+    daemon.config.write_text(text)
+    daemon.start()
+    wait_for(lambda: daemon.files("a", "out") == [], what="the scheduled cleanup")
+    assert metric(port, 'hotfolder_cleanup_removed_total{kind="outputs"}') == 1
+    assert metric(port, 'hotfolder_cleanup_removed_total{kind="status_files"}') == 1
+    assert daemon.files("a", "archive") == ["x.pdf"]  # archive_retention is 0: kept
