@@ -185,50 +185,30 @@ class InternalError(JobError):
     code = "internal"
 
 
-#: The documented vocabulary of error codes written to status files.
-ERROR_CODES: tuple[str, ...] = tuple(
-    cls.code
-    for cls in (
-        UnsupportedFormat,
-        NotRegularFile,
-        CorruptInput,
-        PasswordRequired,
-        PasswordIncorrect,
-        OptionInvalid,
-        TooLarge,
-        JobTimeout,
-        WorkerCrashed,
-        ToolMissing,
-        ToolFailed,
-        IOFailure,
-        InputsMissing,
-        ManifestInvalid,
-        Aborted,
-        InternalError,
-    )
+#: Every class whose code can appear in a status file, in documentation order.
+_STATUS_ERRORS: tuple[type[HotfolderError], ...] = (
+    UnsupportedFormat,
+    NotRegularFile,
+    CorruptInput,
+    PasswordRequired,
+    PasswordIncorrect,
+    OptionInvalid,
+    TooLarge,
+    JobTimeout,
+    WorkerCrashed,
+    ToolMissing,
+    ToolFailed,
+    IOFailure,
+    InputsMissing,
+    ManifestInvalid,
+    Aborted,
+    InternalError,
 )
 
-_BY_CODE: dict[str, type[HotfolderError]] = {
-    cls.code: cls
-    for cls in (
-        UnsupportedFormat,
-        NotRegularFile,
-        CorruptInput,
-        PasswordRequired,
-        PasswordIncorrect,
-        OptionInvalid,
-        TooLarge,
-        JobTimeout,
-        WorkerCrashed,
-        ToolMissing,
-        ToolFailed,
-        IOFailure,
-        InputsMissing,
-        ManifestInvalid,
-        Aborted,
-        InternalError,
-    )
-}
+#: The documented vocabulary of error codes written to status files.
+ERROR_CODES: tuple[str, ...] = tuple(cls.code for cls in _STATUS_ERRORS)
+
+_BY_CODE: dict[str, type[HotfolderError]] = {cls.code: cls for cls in _STATUS_ERRORS}
 
 
 def error_class(code: str) -> type[HotfolderError]:
