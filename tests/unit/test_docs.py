@@ -24,3 +24,12 @@ def test_workflow_documented(name: str) -> None:
         assert f"| `{option}` |" in WORKFLOWS_DOC, option
     for profile in workflow.profiles:
         assert f"| `{profile}` |" in WORKFLOWS_DOC, profile
+
+
+def test_every_error_code_is_documented() -> None:
+    """docs/status.md explains each code a status file can carry."""
+    from hotfolder.errors import ERROR_CODES
+
+    status_doc = (ROOT / "docs" / "status.md").read_text()
+    missing = [code for code in ERROR_CODES if f"| `{code}` |" not in status_doc]
+    assert missing == []
