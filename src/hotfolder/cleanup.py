@@ -23,10 +23,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from prometheus_client import Counter
 
 from hotfolder.config import CleanupSettings, FolderSettings
 from hotfolder.journal import JobRecord, Journal
@@ -230,3 +232,52 @@ class Cleanup:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None
+
+
+class _Dispatch(Protocol):
+    def holds(self, job_id: str) -> bool: ...
+    def enqueue(self, record: JobRecord) -> None: ...
+
+
+class _Pending(Protocol):
+    def job_ids(self) -> list[str]: ...
+
+
+class _Counters(Protocol):
+    @property
+    def cleanup_runs(self) -> Counter: ...
+    @property
+    def cleanup_removed(self) -> Counter: ...
+
+
+def scheduled_cleanup(
+    settings: CleanupSettings,
+    folders: Mapping[str, FolderSettings],
+    journal: Journal,
+    dispatcher: _Dispatch,
+    pending: _Pending,
+    metrics: _Counters,
+) -> Cleanup | None:
+    """Start the daemon's cleanup schedule (None when ``enabled = false``)."""
+    if not settings.enabled:
+        return None
+
+    def active(job_id: str) -> bool:
+        return dispatcher.holds(job_id) or job_id in pending.job_ids()
+
+    def requeue(record: JobRecord) -> None:
+        record.phase, record.state = "queued", "pending"
+        journal.update(record.job_id, phase="queued", state="pending")
+        dispatcher.enqueue(record)
+
+    def count(report: CleanupReport | None) -> None:
+        if report is None:
+            metrics.cleanup_runs.labels("failure").inc()
+            return
+        metrics.cleanup_runs.labels("success").inc()
+        for kind, n in report.counts().items():
+            metrics.cleanup_removed.labels(kind).inc(n)
+
+    cleanup = Cleanup(settings, folders, journal, active=active, requeue=requeue, on_report=count)
+    cleanup.start()
+    return cleanup

@@ -17,15 +17,16 @@ from types import FrameType
 
 from hotfolder.callbacks import CallbackSender
 from hotfolder.claim import ClaimFailed, claim
-from hotfolder.cleanup import KINDS, Cleanup, CleanupReport
+from hotfolder.cleanup import KINDS, Cleanup, scheduled_cleanup
 from hotfolder.config import FolderSettings, Settings, prepare_paths
 from hotfolder.control import Control
 from hotfolder.dispatch import Dispatcher
 from hotfolder.errors import HotfolderError, StartupError
 from hotfolder.executor import WorkerPool
+from hotfolder.heartbeat import Heartbeat
 from hotfolder.http import HttpEndpoint
 from hotfolder.intake import FolderIntake
-from hotfolder.journal import JobRecord, Journal
+from hotfolder.journal import Journal
 from hotfolder.loader import load_checked
 from hotfolder.manifest import is_manifest
 from hotfolder.metrics import FolderFigures, Metrics, Snapshot
@@ -33,8 +34,9 @@ from hotfolder.pending import PendingJobs
 from hotfolder.publish import Publisher
 from hotfolder.recovery import recover
 from hotfolder.reload import plan_reload
+from hotfolder.systemd import Notifier
 from hotfolder.watcher import FolderWatch
-from hotfolder.workflows.registry import tool_versions
+from hotfolder.workflows.registry import log_tool_versions
 
 log = logging.getLogger("hotfolder.daemon")
 
@@ -63,6 +65,9 @@ class Daemon:
         self._threads: list[threading.Thread] = []
         self.http: HttpEndpoint | None = None
         self.metrics = Metrics(self.snapshot)
+        # Taken out of the environment so that no worker or engine speaks for the service.
+        self.notifier = Notifier.from_env(unset=True)
+        self.heartbeat = Heartbeat(self.notifier, self.snapshot, self.problems, clock)
         self.pending: PendingJobs | None = None
         self.control: Control | None = None
         self.callbacks: CallbackSender | None = None
@@ -130,7 +135,7 @@ class Daemon:
                 ) from None
             self.http.start()
         # Probing engines (LibreOffice takes a second or two) must not delay intake.
-        threading.Thread(target=_log_tool_versions, name="hotfolder-probe", daemon=True).start()
+        threading.Thread(target=log_tool_versions, name="hotfolder-probe", daemon=True).start()
         log.info(
             "hotfolder started: %d folder(s), %d worker(s), journal %s",
             len(self.folders),
@@ -156,37 +161,16 @@ class Daemon:
         intake.scan()
 
     def _start_cleanup(self) -> None:
-        assert self.journal is not None
-        if not self.settings.cleanup.enabled:
-            self.cleanup = None
-            return
-        self.cleanup = Cleanup(
+        assert self.journal is not None and self.dispatcher is not None
+        assert self.pending is not None
+        self.cleanup = scheduled_cleanup(
             self.settings.cleanup,
             self.folders,
             self.journal,
-            active=self._holds,
-            requeue=self._requeue,
-            on_report=self._count_cleanup,
+            self.dispatcher,
+            self.pending,
+            self.metrics,
         )
-        self.cleanup.start()
-
-    def _holds(self, job_id: str) -> bool:
-        held = self.dispatcher is not None and self.dispatcher.holds(job_id)
-        return held or (self.pending is not None and job_id in self.pending.job_ids())
-
-    def _requeue(self, record: JobRecord) -> None:
-        assert self.journal is not None and self.dispatcher is not None
-        record.phase, record.state = "queued", "pending"
-        self.journal.update(record.job_id, phase="queued", state="pending")
-        self.dispatcher.enqueue(record)
-
-    def _count_cleanup(self, report: CleanupReport | None) -> None:
-        if report is None:
-            self.metrics.cleanup_runs.labels("failure").inc()
-            return
-        self.metrics.cleanup_runs.labels("success").inc()
-        for kind, count in report.counts().items():
-            self.metrics.cleanup_removed.labels(kind).inc(count)
 
     def request_reload(self) -> None:
         """Re-read the config soon (SIGHUP); safe from any thread or a signal handler."""
@@ -198,12 +182,14 @@ class Daemon:
         self._reload_requested.clear()
         assert self.dispatcher is not None and self.publisher is not None
         log.info("reloading %s", self.settings.config_file)
+        self.notifier.reloading()
         try:
             new = load_checked(self.settings.config_file)
             prepare_paths(new)
         except HotfolderError as exc:
             self.metrics.reloads.labels("failure").inc()
             log.error("reload refused, the running config stays: %s", exc.message)
+            self.notifier.ready()
             return
         plan = plan_reload(self.settings, new)
         fresh = {folder.name: folder for folder in new.folders}
@@ -235,6 +221,7 @@ class Daemon:
             self._start_cleanup()
         self.metrics.reloads.labels("success").inc()
         log.info("reloaded: %s", plan.summary())
+        self.notifier.ready()
         if plan.restart_needed:
             log.warning(
                 "changed settings that take effect at the next restart: %s",
@@ -266,6 +253,7 @@ class Daemon:
                 next_rescan = now + rescan_every
             if now >= next_health:
                 self._supervise_watches()
+                self.heartbeat.beat()
                 next_health = now + 1.0
             waiting = False
             assert self.pending is not None and self.control is not None
@@ -363,6 +351,7 @@ class Daemon:
             "stopping: no new jobs; waiting up to %.0f s for running ones",
             self.settings.daemon.drain_timeout,
         )
+        self.notifier.stopping()
         self._stopping.set()
         self._wake.set()
         if self.http is not None:
@@ -394,19 +383,9 @@ class Daemon:
         # Installed before the daemon reports ready: a reload must never kill it.
         signal.signal(signal.SIGHUP, lambda signum, frame: self.request_reload())
         self.start()
+        self.notifier.ready(f"watching {len(self.folders)} folder(s)")
         try:
             while not stop.wait(1.0):
                 pass
         finally:
             self.stop()
-
-
-def _log_tool_versions() -> None:
-    versions = tool_versions()
-    log.info("engines: %s", ", ".join(f"{name} {version}" for name, version in versions.items()))
-    missing = [name for name, version in versions.items() if version == "missing"]
-    if missing:
-        log.warning(
-            "not installed: %s; workflows that need them fail with tool_missing",
-            ", ".join(missing),
-        )

@@ -74,8 +74,8 @@ class HotfolderProcess:
     def dir(self, folder: str, sub: str = "in") -> Path:
         return self.root / folder / sub
 
-    def start(self) -> HotfolderProcess:
-        env = {**os.environ, "PYTHONPATH": str(REPO), "HOTFOLDER_LOG_LEVEL": "DEBUG"}
+    def start(self, **extra_env: str) -> HotfolderProcess:
+        env = {**os.environ, "PYTHONPATH": str(REPO), "HOTFOLDER_LOG_LEVEL": "DEBUG", **extra_env}
         self._log_handle = self.log.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hotfolder", "run", "--config", str(self.config)],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -104,3 +105,37 @@ def test_cleanup_dry_run_then_scheduled_cleanup(hotfolder) -> None:
     assert metric(port, 'hotfolder_cleanup_removed_total{kind="outputs"}') == 1
     assert metric(port, 'hotfolder_cleanup_removed_total{kind="status_files"}') == 1
     assert daemon.files("a", "archive") == ["x.pdf"]  # archive_retention is 0: kept
+
+
+def test_systemd_notifications_from_the_real_daemon(hotfolder, tmp_path) -> None:
+    """READY after watching, STATUS, WATCHDOG pings, RELOADING+MONOTONIC_USEC, STOPPING."""
+    address = str(tmp_path / "notify.sock")
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(address)
+    receiver.settimeout(0.2)
+    messages: list[str] = []
+
+    def received(fragment: str) -> bool:
+        try:
+            while True:
+                messages.append(receiver.recv(4096).decode())
+        except TimeoutError:
+            pass
+        return any(fragment in message for message in messages)
+
+    daemon = hotfolder([{"name": "a", "workflow": "pdf-optimize"}])
+    daemon.start(NOTIFY_SOCKET=address, WATCHDOG_USEC="2000000")
+    wait_for(lambda: received("READY=1"), what="READY=1")
+    wait_for(lambda: received("WATCHDOG=1"), what="a watchdog ping")
+    wait_for(lambda: received("STATUS=0 queued, 0 running"), what="a STATUS line")
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: received("RELOADING=1"), what="RELOADING=1")
+    at = next(i for i, m in enumerate(messages) if "RELOADING=1" in m)
+    assert "MONOTONIC_USEC=" in messages[at]  # systemd matches the reload by it
+    wait_for(
+        lambda: received("READY=1") and any("READY=1" in m for m in messages[at + 1 :]),
+        what="READY=1 after the reload",
+    )
+    assert daemon.stop() == 0
+    wait_for(lambda: received("STOPPING=1"), what="STOPPING=1")
+    receiver.close()

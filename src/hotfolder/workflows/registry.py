@@ -9,6 +9,7 @@ name for chains declared in the config's ``[[workflows]]`` tables.
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 from hotfolder.config import WorkflowSettings
 from hotfolder.errors import OptionInvalid
 from hotfolder.workflows.base import Step, Workflow
+
+log = logging.getLogger("hotfolder.workflows")
 
 #: Engine modules below ``hotfolder.workflows`` that provide the built-ins, in
 #: the order ``hotfolder workflows`` lists them.
@@ -155,3 +158,15 @@ def tool_versions() -> dict[str, str]:
     for module in _engine_modules():
         versions.update(module.engine_versions())
     return versions
+
+
+def log_tool_versions() -> None:
+    """Log the engine versions once at start; warn about engines that are missing."""
+    versions = tool_versions()
+    log.info("engines: %s", ", ".join(f"{name} {version}" for name, version in versions.items()))
+    missing = [name for name, version in versions.items() if version == "missing"]
+    if missing:
+        log.warning(
+            "not installed: %s; workflows that need them fail with tool_missing",
+            ", ".join(missing),
+        )
