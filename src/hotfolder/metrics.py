@@ -111,7 +111,7 @@ class _LiveCollector(Collector):
         )
         callbacks = CounterMetricFamily(
             "hotfolder_callbacks",
-            "Manifest callback attempts by result (delivered, failed, given_up, refused).",
+            "Manifest callback attempts by result (delivered, failed_attempts, given_up, refused).",
             labels=["result"],
         )
         for result, count in sorted(now.callbacks.items()):
