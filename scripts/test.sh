@@ -3,7 +3,8 @@
 # integration tests (the real daemon on temp folders).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+# Tools the tests drive for real: promtool and a Prometheus server, systemd-analyze.
+bash scripts/setup.sh prometheus systemd
 .venv/bin/ruff check src tests
 .venv/bin/ruff format --check src tests
 .venv/bin/mypy
