@@ -7,6 +7,7 @@ publishing) and the main thread, which waits for SIGTERM/SIGINT.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
 import threading
@@ -67,7 +68,7 @@ class Daemon:
         self.metrics = Metrics(self.snapshot)
         # Taken out of the environment so that no worker or engine speaks for the service.
         self.notifier = Notifier.from_env(unset=True)
-        self.heartbeat = Heartbeat(self.notifier, self.snapshot, self.problems, clock)
+        self.heartbeat = Heartbeat(self.notifier, self.snapshot, self.alive, clock)
         self.pending: PendingJobs | None = None
         self.control: Control | None = None
         self.callbacks: CallbackSender | None = None
@@ -246,6 +247,7 @@ class Daemon:
                 except Exception:
                     self.metrics.reloads.labels("failure").inc()
                     log.exception("reload failed")
+                    self.notifier.ready()  # RELOADING=1 went out: leave "reloading" again
             now = self._clock()
             if now >= next_rescan:
                 for intake in self.intakes.values():
@@ -341,7 +343,21 @@ class Daemon:
             found.append("worker processes are not running")
         if self.journal is None or not self.journal.writable():
             found.append("the journal is not writable")
+        dead = [thread.name for thread in self._threads if not thread.is_alive()]
+        if dead and not self._stopping.is_set():
+            found.append(f"daemon thread(s) died: {', '.join(dead)}")
         return found
+
+    def alive(self) -> bool:
+        """The daemon's own machinery works: its threads run and its workers are up.
+
+        This, not :meth:`problems`, gates the systemd watchdog: an unreachable share
+        or a read-only journal is not fixed by a restart (and five restarts leave
+        the unit failed even after the share is back); /healthz, STATUS and
+        ``hotfolder_watch_up`` report those.
+        """
+        threads = all(thread.is_alive() for thread in self._threads)
+        return threads and self.dispatcher is not None and self.dispatcher.pool.alive()
 
     def stop(self) -> None:
         """Stop intake, drain running jobs (``drain_timeout``), leave the rest journaled."""
@@ -382,6 +398,8 @@ class Daemon:
         signal.signal(signal.SIGINT, _on_signal)
         # Installed before the daemon reports ready: a reload must never kill it.
         signal.signal(signal.SIGHUP, lambda signum, frame: self.request_reload())
+        # A watchdog kill (SIGABRT) then leaves every thread's traceback in the journal.
+        faulthandler.enable(all_threads=True)
         self.start()
         self.notifier.ready(f"watching {len(self.folders)} folder(s)")
         try:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any
 
 from hotfolder.config import WorkflowSettings
@@ -48,6 +49,9 @@ def _worker_main(
     """Loop of one worker process: receive a spec, run it, send the outcome."""
     # The daemon handles SIGINT/SIGTERM and stops workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Under memory pressure the kernel should kill a conversion, not the daemon.
+    with contextlib.suppress(OSError):
+        Path("/proc/self/oom_score_adj").write_text("500")
     for name in _SCRUBBED_ENV:
         os.environ.pop(name, None)
     if memory_limit_mb:

@@ -2,9 +2,10 @@
 
 A ping proves something only if it is sent after checking that the daemon
 works: :meth:`Heartbeat.beat` is called from the intake thread's supervision
-step, and pings only when observers, workers and the journal are healthy.
-A hung intake thread or a dead pool therefore stops the pings, and systemd
-restarts the service after ``WatchdogSec=``.
+step, and pings only while the daemon's own threads and workers are alive. A
+hung intake thread, a dead dispatcher or a dead pool therefore stop the pings,
+and systemd restarts the service after ``WatchdogSec=``. An unreachable share
+does not: a restart would not bring it back (STATUS and /healthz report it).
 """
 
 from __future__ import annotations
@@ -41,12 +42,12 @@ class Heartbeat:
         self,
         notifier: Notifier,
         snapshot: Callable[[], Snapshot],
-        problems: Callable[[], list[str]],
+        alive: Callable[[], bool],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.notifier = notifier
         self._snapshot = snapshot
-        self._problems = problems
+        self._alive = alive
         self._clock = clock
         self._next_status = 0.0
         self._next_ping = 0.0
@@ -60,6 +61,6 @@ class Heartbeat:
             self._next_status = now + STATUS_EVERY
             self.notifier.status(status_line(self._snapshot()))
         interval = self.notifier.watchdog_interval
-        if interval is not None and now >= self._next_ping and not self._problems():
+        if interval is not None and now >= self._next_ping and self._alive():
             self._next_ping = now + interval  # already half of WatchdogSec=
             self.notifier.watchdog()

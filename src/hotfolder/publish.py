@@ -30,6 +30,8 @@ log = logging.getLogger("hotfolder.publish")
 
 STATUS_SUFFIX = ".status.json"
 _MAX_SUFFIX = 100_000
+#: Longest file name (in bytes) Linux filesystems take; ext4, xfs, btrfs, tmpfs, NFS, SMB.
+NAME_MAX = 255
 
 
 def job_name_for(input_name: str) -> str:
@@ -50,10 +52,35 @@ def _rest(file_name: str, job_name: str) -> str:
     return file_name[len(job_name) :] if file_name.startswith(job_name) else f"-{file_name}"
 
 
+def fit_name(job_name: str, rests: list[str], suffix: str = "") -> str:
+    """Shorten ``job_name`` so that ``<name><suffix><rest>`` fits NAME_MAX for every rest.
+
+    A 255-byte input name is legal, but its ``.status.json`` (or a ``_2``) would not
+    be: without this the status could never be written and the job never ended.
+    Characters are kept whole (a UTF-8 sequence is never cut).
+    """
+    room = NAME_MAX - len(os.fsencode(suffix)) - max(len(os.fsencode(rest)) for rest in rests)
+    if len(os.fsencode(job_name)) <= room:
+        return job_name + suffix
+    if room < 1:
+        raise OSError(errno.ENAMETOOLONG, f"no room for a name before {max(rests, key=len)!r}")
+    kept, used = [], 0
+    for char in job_name:
+        size = len(os.fsencode(char))
+        if used + size > room:
+            break
+        kept.append(char)
+        used += size
+    return "".join(kept) + suffix
+
+
 def free_name(directory: Path, job_name: str, rests: list[str]) -> str:
-    """Return ``job_name`` or ``job_name_N`` such that no ``<name><rest>`` exists yet."""
+    """Return ``job_name`` or ``job_name_N`` such that no ``<name><rest>`` exists yet.
+
+    The name is shortened where it would not fit NAME_MAX (:func:`fit_name`).
+    """
     for n in range(1, _MAX_SUFFIX):
-        candidate = job_name if n == 1 else f"{job_name}_{n}"
+        candidate = fit_name(job_name, rests, "" if n == 1 else f"_{n}")
         if not any(os.path.lexists(directory / f"{candidate}{rest}") for rest in rests):
             return candidate
     raise FileExistsError(errno.EEXIST, f"no free name for {job_name!r} in {directory}")
@@ -64,6 +91,10 @@ def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
+    except OSError as exc:
+        # Some FUSE and network filesystems cannot fsync a directory at all.
+        if exc.errno != errno.EINVAL:
+            raise
     finally:
         os.close(fd)
 
@@ -124,7 +155,7 @@ def _place_without_link(src: Path, dst: Path) -> bool:
 
 def place_unique(src: Path, directory: Path, job_name: str, rest: str) -> Path:
     """Place ``src`` as ``<job_name><rest>`` in ``directory``, suffixing on collision."""
-    name = job_name
+    name = fit_name(job_name, [rest])
     while True:
         dst = directory / f"{name}{rest}"
         if place(src, dst):
@@ -188,7 +219,9 @@ class Publisher:
         warnings: list[str],
         error: ErrorInfo | None,
     ) -> JobStatus:
-        target.mkdir(parents=True, exist_ok=True)
+        # No file system change before the plan is committed: if out/ or error/ cannot
+        # be written, the job stays in phase "publishing" with its result, and placing
+        # it can be tried again (_place_all creates the target).
         rests = [_rest(path.name, record.name) for path in outputs] + [STATUS_SUFFIX]
         if state is not JobState.SUCCESS and not self.keep_originals:
             rests.append(_rest(record.input_name, record.name))
@@ -258,6 +291,11 @@ class Publisher:
         name = record.published_name
         target.mkdir(parents=True, exist_ok=True)
         work = Path(record.work_dir)
+        state = JobState(status["status"])
+        if state is not JobState.SUCCESS:
+            # What a failed attempt wrote is never published. Removed first, so that on a
+            # full disk (the usual reason it failed) the status file still has room.
+            shutil.rmtree(work / "work", ignore_errors=True)
         for output in plan["outputs"]:
             src = Path(output)
             place_unique(src, target, name, _rest(src.name, record.name))
@@ -265,7 +303,6 @@ class Publisher:
         if not (target / f"{name}{STATUS_SUFFIX}").exists():
             write_synced(status_file, record.status_json)
             place_unique(status_file, target, name, STATUS_SUFFIX)
-        state = JobState(status["status"])
         # keep_originals (one-shot convert): the originals never left their place and
         # the work area holds only copies, removed with the work area below.
         originals: list[str | None] = []
