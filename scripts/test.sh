@@ -3,8 +3,9 @@
 # integration tests (the real daemon on temp folders).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Tools the tests drive for real: promtool and a Prometheus server, systemd-analyze.
-bash scripts/setup.sh prometheus systemd
+# Tools the tests drive for real: promtool and a Prometheus server, systemd-analyze,
+# a Redis server for the Celery executor.
+bash scripts/setup.sh prometheus systemd redis-server
 .venv/bin/ruff check src tests
 .venv/bin/ruff format --check src tests
 .venv/bin/mypy

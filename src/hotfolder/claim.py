@@ -14,6 +14,7 @@ is the lock: of two daemons or two threads only one can move the file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -41,6 +42,10 @@ def new_job_id() -> str:
 
 class ClaimFailed(Exception):
     """The file could not be moved (permissions, a vanished file); it stays where it is."""
+
+
+class ClaimLost(ClaimFailed):
+    """The file was gone before the rename: another daemon on the same folder took it."""
 
 
 def claim(folder: FolderSettings, candidate: Candidate, journal: Journal) -> JobRecord:
@@ -72,6 +77,9 @@ def claim(folder: FolderSettings, candidate: Candidate, journal: Journal) -> Job
     except OSError as exc:
         journal.delete(job_id)
         _remove_empty(work)
+        if exc.errno == errno.ENOENT and not os.path.lexists(candidate.path):
+            # Several daemons may watch one shared folder: losing the race is normal.
+            raise ClaimLost(f"{candidate.path} was taken by another daemon") from exc
         raise ClaimFailed(f"cannot claim {candidate.path}: {exc.strerror}") from exc
     return record
 
@@ -131,10 +139,10 @@ def claim_copy(folder: FolderSettings, sources: Sequence[Path], journal: Journal
     (work / "input").mkdir(parents=True)
     if record.kind == "file":
         for source, target in zip(sources, record.work_inputs, strict=True):
-            try:
-                os.link(source, target, follow_symlinks=False)
-            except OSError:
-                shutil.copy2(source, target, follow_symlinks=False)
+            # A copy, not a hard link: the runner refuses inputs with a second name
+            # (a hard-linked drop may be a file from outside the folders), and the
+            # copy also keeps the user's original out of reach of every engine.
+            shutil.copy2(source, target, follow_symlinks=False)
         copied = record.work_input.lstat()
         record.input_size, record.input_mtime = copied.st_size, copied.st_mtime_ns
     journal.insert(record)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hotfolder import __version__
-from hotfolder.errors import ConfigError, ExitCode, HotfolderError
+from hotfolder.errors import ConfigError, ExitCode, HotfolderError, ToolMissing
 from hotfolder.logs import configure as configure_logging
 from hotfolder.models import JobState
 
@@ -37,6 +37,12 @@ def _parser() -> argparse.ArgumentParser:
         return p
 
     with_config(sub.add_parser("run", help="run the daemon in the foreground"))
+    worker = with_config(
+        sub.add_parser("worker", help="run a Celery worker for daemons with executor = celery")
+    )
+    worker.add_argument(
+        "--concurrency", "-n", type=int, default=0, help="worker processes (default: CPUs)"
+    )
     with_config(sub.add_parser("check-config", help="validate the config and print every error"))
     own_workflows = "also load plugins and [[workflows]] chains from this config file"
     wf = sub.add_parser("workflows", help="list workflows, profiles, options and tool versions")
@@ -88,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(level, "json" if json_logs else "text")
     handlers = {
         "run": _run,
+        "worker": _worker,
         "check-config": _check_config,
         "workflows": _workflows,
         "convert": _convert,
@@ -121,6 +128,21 @@ def _run(args: argparse.Namespace) -> int:
 
     Daemon(_load(args)).run()
     return int(ExitCode.OK)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from hotfolder.config import load_settings
+
+    early = load_settings(args.config).daemon
+    configure_logging(early.log_level, early.log_format)
+    try:
+        from hotfolder.worker import run_worker
+    except ImportError as exc:
+        raise ToolMissing(
+            f"hotfolder worker needs Celery ({exc}); install hotfolder[celery]"
+        ) from None
+    settings = _load(args)
+    return run_worker(settings, settings.celery, args.concurrency or None)
 
 
 def _check_config(args: argparse.Namespace) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,7 +18,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from hotfolder.errors import ConfigError, StartupError
+from hotfolder.celery_settings import CelerySettings
+from hotfolder.errors import ConfigError
 
 ObserverKind = Literal["auto", "native", "polling"]
 Seconds = Annotated[float, Field(ge=0)]
@@ -73,6 +73,9 @@ class DaemonSettings(_Strict):
     """The ``[daemon]`` table: process-wide settings."""
 
     state_dir: Path = Path("state")
+    #: pool: conversions run in this machine's worker processes; celery: on Celery
+    #: workers (``hotfolder worker``) on any machine that mounts the same folders.
+    executor: Literal["pool", "celery"] = "pool"
     workers: Annotated[int, Field(ge=1, le=256)] = Field(
         default_factory=lambda: max(1, os.cpu_count() or 1)
     )
@@ -257,6 +260,7 @@ class Settings(BaseSettings):
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     cleanup: CleanupSettings = Field(default_factory=CleanupSettings)
+    celery: CelerySettings = Field(default_factory=CelerySettings)
     folders: list[FolderSettings] = Field(default_factory=list)
     workflows: list[WorkflowSettings] = Field(default_factory=list)
     config_file: Path | None = Field(default=None, exclude=True)
@@ -280,6 +284,22 @@ class Settings(BaseSettings):
             if folder.name in seen:
                 raise ValueError(f"folder name {folder.name!r} is used twice; names must be unique")
             seen.add(folder.name)
+        return self
+
+    @model_validator(mode="after")
+    def _jobs_end_before_redelivery(self) -> Settings:
+        # The broker hands a job that is still unacknowledged after the visibility
+        # timeout to another worker: a folder timeout at or above it runs jobs twice.
+        if self.daemon.executor != "celery":
+            return self
+        limit = self.celery.visibility_timeout
+        for folder in self.folders:
+            if folder.timeout >= limit:
+                raise ValueError(
+                    f"folder {folder.name!r}: timeout = {folder.timeout:g} must be below "
+                    f"celery.visibility_timeout = {limit:g} (jobs running longer are handed "
+                    "to a second worker); raise visibility_timeout or lower the timeout"
+                )
         return self
 
     def folder(self, name: str) -> FolderSettings:
@@ -342,85 +362,3 @@ def load_settings(path: Path | str | None = None) -> Settings:
             "config_file": file,
         }
     )
-
-
-def _inside(child: Path, parent: Path) -> bool:
-    child, parent = child.resolve(), parent.resolve()
-    return child == parent or parent in child.parents
-
-
-def check_paths(settings: Settings) -> list[tuple[str, str]]:
-    """Return layout problems: outputs inside inputs, shared inputs, no folders."""
-    problems: list[tuple[str, str]] = []
-    if not settings.folders:
-        problems.append(("folders", "no [[folders]] configured; add at least one"))
-    inputs: dict[Path, str] = {}
-    for index, folder in enumerate(settings.folders):
-        key = f"folders[{index}]({folder.name})"
-        source = folder.input_dir.resolve()
-        if source in inputs:
-            problems.append(
-                (f"{key}.input", f"same input folder as folder {inputs[source]!r}: {source}")
-            )
-        inputs[source] = folder.name
-        targets = {
-            "output": folder.output_dir,
-            "error": folder.error_dir,
-            "archive": folder.archive_dir,
-            "path (work area .hotfolder)": folder.work_dir,
-        }
-        for what, target in targets.items():
-            if target is not None and _inside(target, folder.input_dir):
-                problems.append(
-                    (
-                        f"{key}.{what.split()[0]}",
-                        f"{target} lies inside the input folder {folder.input_dir}; "
-                        "results would be picked up again as new jobs",
-                    )
-                )
-    for index, folder in enumerate(settings.folders):
-        nested = [
-            other.name
-            for other in settings.folders
-            if other is not folder
-            and folder.recursive
-            and folder.input_dir.resolve() in other.input_dir.resolve().parents
-        ]
-        if nested:
-            problems.append(
-                (
-                    f"folders[{index}]({folder.name}).input",
-                    f"is recursive and contains the input of folder(s) {', '.join(nested)}",
-                )
-            )
-    return problems
-
-
-def prepare_paths(settings: Settings) -> None:
-    """Create missing folders and check the state dir is writable; raise StartupError."""
-    dirs: list[Path] = [settings.daemon.state_dir]
-    for folder in settings.folders:
-        dirs += [folder.input_dir, folder.output_dir, folder.error_dir, folder.work_dir]
-        if folder.archive_dir is not None:
-            dirs.append(folder.archive_dir)
-    for directory in dirs:
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StartupError(f"cannot create folder {directory}: {exc.strerror}") from None
-    for directory in [settings.daemon.state_dir] + [f.work_dir for f in settings.folders]:
-        try:
-            with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-test-"):
-                pass
-        except OSError as exc:
-            raise StartupError(
-                f"{directory} is not writable ({exc.strerror}); "
-                "give the daemon's user write access to it"
-            ) from None
-    for folder in settings.folders:
-        if folder.work_dir.stat().st_dev != folder.input_dir.stat().st_dev:
-            raise StartupError(
-                f"folder {folder.name!r}: the input {folder.input_dir} and the work area "
-                f"{folder.work_dir} are on different filesystems, so files cannot be claimed "
-                "by an atomic rename; put the input below the folder's path"
-            )

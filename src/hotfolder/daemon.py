@@ -17,13 +17,13 @@ from pathlib import Path
 from types import FrameType
 
 from hotfolder.callbacks import CallbackSender
-from hotfolder.claim import ClaimFailed, claim
+from hotfolder.claim import ClaimFailed, ClaimLost, claim
 from hotfolder.cleanup import KINDS, Cleanup, scheduled_cleanup
-from hotfolder.config import FolderSettings, Settings, prepare_paths
+from hotfolder.config import FolderSettings, Settings
 from hotfolder.control import Control
 from hotfolder.dispatch import Dispatcher
 from hotfolder.errors import HotfolderError, StartupError
-from hotfolder.executor import WorkerPool
+from hotfolder.executors import make_executor
 from hotfolder.heartbeat import Heartbeat
 from hotfolder.http import HttpEndpoint
 from hotfolder.intake import FolderIntake
@@ -31,6 +31,7 @@ from hotfolder.journal import Journal
 from hotfolder.loader import load_checked
 from hotfolder.manifest import is_manifest
 from hotfolder.metrics import FolderFigures, Metrics, Snapshot
+from hotfolder.paths import prepare_paths
 from hotfolder.pending import PendingJobs
 from hotfolder.publish import Publisher
 from hotfolder.recovery import recover
@@ -81,14 +82,7 @@ class Daemon:
         prepare_paths(self.settings)
         self.journal = Journal(journal_path(self.settings))
         publisher = Publisher(self.journal, self.folders, keep_originals=False)
-        pool = WorkerPool(
-            daemon.workers,
-            max_jobs_per_worker=daemon.max_jobs_per_worker,
-            memory_limit_mb=daemon.worker_memory_limit,
-            plugins=daemon.plugins,
-            workflows=self.settings.workflows,
-            logging_setup=(daemon.log_level, daemon.log_format),
-        )
+        pool = make_executor(self.settings)
         pool.start()
         self.dispatcher = Dispatcher(daemon, self.folders, self.journal, publisher, pool)
         self.dispatcher.on_room = self._wake.set
@@ -138,9 +132,9 @@ class Daemon:
         # Probing engines (LibreOffice takes a second or two) must not delay intake.
         threading.Thread(target=log_tool_versions, name="hotfolder-probe", daemon=True).start()
         log.info(
-            "hotfolder started: %d folder(s), %d worker(s), journal %s",
+            "hotfolder started: %d folder(s), %s, journal %s",
             len(self.folders),
-            daemon.workers,
+            f"{daemon.workers} worker(s)" if daemon.executor == "pool" else "Celery workers",
             self.journal.path,
         )
 
@@ -155,6 +149,7 @@ class Daemon:
             daemon.poll_interval,
             intake.hint,
         )
+        intake.trust_ctime = watch.kind == "native"
         # Observer first, then the scan: a file arriving in between is seen twice
         # (harmless, intake deduplicates) rather than never.
         watch.start()
@@ -290,6 +285,9 @@ class Daemon:
                 continue
             try:
                 record = claim(self.folders[name], candidate, self.journal)
+            except ClaimLost as exc:
+                log.debug("%s", exc)
+                continue
             except ClaimFailed as exc:
                 log.error("%s; it stays in the input folder", exc)
                 intake.block(candidate)
@@ -340,7 +338,15 @@ class Daemon:
             f"folder {name} is not watched" for name, w in self.watches.items() if not w.alive()
         ]
         if self.dispatcher is None or not self.dispatcher.pool.alive():
-            found.append("worker processes are not running")
+            if self.settings.daemon.executor == "celery":
+                found.append("no Celery worker serves the queue")
+            else:
+                found.append("worker processes are not running")
+        if self.dispatcher is not None and self.dispatcher.unpublished():
+            found.append(
+                f"{self.dispatcher.unpublished()} finished job(s) cannot be published "
+                "(an output or error folder is not writable, or its disk is full)"
+            )
         if self.journal is None or not self.journal.writable():
             found.append("the journal is not writable")
         dead = [thread.name for thread in self._threads if not thread.is_alive()]
@@ -357,7 +363,11 @@ class Daemon:
         ``hotfolder_watch_up`` report those.
         """
         threads = all(thread.is_alive() for thread in self._threads)
-        return threads and self.dispatcher is not None and self.dispatcher.pool.alive()
+        if self.dispatcher is None:
+            return False
+        # Celery workers run on other machines: restarting this daemon brings none back.
+        celery = self.settings.daemon.executor == "celery"
+        return threads and (celery or self.dispatcher.pool.alive())
 
     def stop(self) -> None:
         """Stop intake, drain running jobs (``drain_timeout``), leave the rest journaled."""

@@ -13,19 +13,21 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from pathlib import Path
 from typing import Protocol
 
 from hotfolder.config import DaemonSettings, FolderSettings
 from hotfolder.errors import Aborted, IOFailure, NotRegularFile
-from hotfolder.executor import WorkerPool
+from hotfolder.executors import Executor
 from hotfolder.jobqueue import FairQueue
+from hotfolder.jobspec import job_spec
 from hotfolder.journal import JobRecord, Journal
-from hotfolder.manifest import Manifest, plan
-from hotfolder.models import ConversionSpec, ErrorInfo, JobOutcome, JobSpec, JobState, JobStatus
+from hotfolder.models import ErrorInfo, JobOutcome, JobSpec, JobState, JobStatus
 from hotfolder.publish import Publisher
 
 log = logging.getLogger("hotfolder.dispatch")
+
+#: Seconds between attempts to publish a result whose target could not be written.
+PUBLISH_RETRY_SECONDS = 2.0
 
 
 class Listener(Protocol):
@@ -51,7 +53,7 @@ class Dispatcher:
         folders: Mapping[str, FolderSettings],
         journal: Journal,
         publisher: Publisher,
-        pool: WorkerPool,
+        pool: Executor,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -66,6 +68,10 @@ class Dispatcher:
         self._inbox: list[JobRecord] = []
         self._cancels: list[tuple[str, str, Future[bool]]] = []
         self._records: dict[str, JobRecord] = {}
+        #: Finished jobs whose files could not be placed yet (out/ unwritable, disk
+        #: full), with what _finish needs to try again.
+        self._unpublished: dict[str, tuple[JobRecord, JobOutcome | None, ErrorInfo | None]] = {}
+        self._next_publish_try = 0.0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._idle = threading.Condition()
@@ -102,11 +108,23 @@ class Dispatcher:
         self.pool.wake()
 
     def holds(self, job_id: str) -> bool:
-        """True while the job is queued or running here."""
+        """True while the job is queued, running or waiting to be published here."""
         with self._lock:
             if any(record.job_id == job_id for record in self._inbox):
                 return True
+            if job_id in self._unpublished:
+                return True
         return job_id in self._records
+
+    def park_unpublished(self, record: JobRecord) -> None:
+        """A job in phase ``publishing`` that recovery could not place: try it again later."""
+        with self._lock:
+            self._unpublished[record.job_id] = (record, None, None)
+
+    def unpublished(self) -> int:
+        """How many finished jobs wait for their folder to become writable."""
+        with self._lock:
+            return len(self._unpublished)
 
     def figures(self) -> dict[str, tuple[int, int]]:
         """(queued, running) jobs per folder right now, for metrics and STATUS."""
@@ -132,12 +150,18 @@ class Dispatcher:
         while not self._stopping.is_set():
             self._take_inbox()
             self._take_cancels()
+            self._retry_publishing()
             self._dispatch()
             wait = 1.0
             due = self.queue.next_due()
             if due is not None:
                 wait = max(0.0, min(wait, due - self._clock()))
-            for spec, outcome in self.pool.poll(wait):
+            results = self.pool.poll(wait)
+            if results:
+                # Hand freed workers their next job before publishing: publishing is
+                # serial fsync work, and workers would idle through it.
+                self._dispatch()
+            for spec, outcome in results:
                 self._handle(spec, outcome)
         for spec, outcome in self.pool.stop(self.settings.drain_timeout):
             self._handle(spec, outcome)
@@ -254,6 +278,35 @@ class Dispatcher:
             return
         self._finish(record, outcome=outcome, error=outcome.error)
 
+    def _retry_publishing(self) -> None:
+        if not self._unpublished or self._clock() < self._next_publish_try:
+            return
+        self._next_publish_try = self._clock() + PUBLISH_RETRY_SECONDS
+        with self._lock:
+            waiting, self._unpublished = self._unpublished, {}
+        for record, outcome, error in waiting.values():
+            if record.status_json is None:
+                self._finish(record, outcome=outcome, error=error)  # parks it again on failure
+                continue
+            # The plan is in the journal: carry it out, exactly as recovery does.
+            try:
+                self.publisher.resume(record)
+            except OSError as exc:
+                log.debug("still cannot publish: %s", exc, extra={"job_id": record.job_id})
+                with self._lock:
+                    self._unpublished[record.job_id] = (record, outcome, error)
+                continue
+            status = JobStatus.model_validate_json(record.status_json)
+            log.info(
+                "%s folder=%s input=%r published late: %s",
+                status.status.value,
+                record.folder,
+                record.input_name,
+                status.message,
+                extra={"job_id": record.job_id},
+            )
+            self.announce_finished(record, status)
+
     def _input_unchanged(self, record: JobRecord) -> bool:
         # A writer that kept its file open past the settle time may still have
         # written after the claim; such a result must not be published.
@@ -284,9 +337,18 @@ class Dispatcher:
                     state=JobState.ABORTED if error.code == Aborted.code else JobState.FAILED,
                 )
         except OSError as exc:
-            # Publishing itself failed (e.g. out/ not writable): the job stays in
-            # the journal in phase "publishing" and is finished at the next start.
-            log.error("could not be published: %s", exc, extra={"job_id": record.job_id})
+            # Publishing itself failed (out/ or error/ not writable, disk full). The
+            # result is kept (in the journal too, once the plan was committed) and
+            # placing it is tried again every PUBLISH_RETRY_SECONDS, so the job ends
+            # as soon as the folder can be written, without a restart.
+            log.error(
+                "could not be published (%s); trying again every %g s",
+                exc,
+                PUBLISH_RETRY_SECONDS,
+                extra={"job_id": record.job_id},
+            )
+            with self._lock:
+                self._unpublished[record.job_id] = (record, outcome, error)
             return
         log.info(
             "%s folder=%s input=%r %s",
@@ -338,24 +400,4 @@ def _changed_outcome(spec: JobSpec) -> JobOutcome:
         message=error.message,
         error=ErrorInfo(code=error.code, message=error.message),
         retryable=True,
-    )
-
-
-def job_spec(record: JobRecord, folder: FolderSettings) -> JobSpec:
-    """What the worker runs for ``record``: the folder's settings, refined by a manifest."""
-    conversions = [ConversionSpec(workflow=record.workflow, profile=record.profile)]
-    options: dict[str, object] = dict(folder.options)
-    documents: dict[str, dict[str, object]] = {}
-    if record.manifest:
-        planned = plan(Manifest.model_validate_json(record.manifest), folder)
-        conversions, options, documents = planned.conversions, planned.options, planned.documents
-    return JobSpec(
-        job_id=record.job_id,
-        job_name=record.name,
-        conversions=conversions,
-        options=options,
-        document_options=documents,
-        # A manifest job's first input is the manifest itself: kept, not converted.
-        inputs=[str(path) for path in record.work_inputs[1 if record.manifest else 0 :]],
-        work_dir=str(Path(record.work_dir) / "work"),
     )

@@ -15,8 +15,10 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import select
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +41,26 @@ _CTX.set_forkserver_preload(["hotfolder.workflows.runner"])
 _SCRUBBED_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID")
 
 
+def _exit_when_the_daemon_dies(conn: Connection) -> None:
+    """Exit at once when the daemon's end of the pipe closes: the daemon was killed.
+
+    A worker in the middle of a job would otherwise finish it, writing into the job's
+    work dir while the restarted daemon runs the same job there again. (The
+    forkserver cannot pass the daemon's death on: every worker holds its "alive"
+    pipe, so it lives as long as they do.)
+    """
+    gone = select.POLLRDHUP | select.POLLHUP | select.POLLERR | select.POLLNVAL
+
+    def watch() -> None:
+        poller = select.poll()
+        poller.register(conn.fileno(), select.POLLRDHUP)
+        while True:
+            if any(events & gone for _fd, events in poller.poll()):
+                os._exit(0)
+
+    threading.Thread(target=watch, name="hotfolder-daemon-watch", daemon=True).start()
+
+
 def _worker_main(
     conn: Connection,
     memory_limit_mb: int,
@@ -47,6 +69,7 @@ def _worker_main(
     logging_setup: tuple[str, str],
 ) -> None:
     """Loop of one worker process: receive a spec, run it, send the outcome."""
+    _exit_when_the_daemon_dies(conn)
     # The daemon handles SIGINT/SIGTERM and stops workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Under memory pressure the kernel should kill a conversion, not the daemon.
@@ -87,7 +110,10 @@ def _worker_main(
                 conn.send({"oom": True})
             finally:
                 os._exit(_OOM_EXIT)
-        conn.send(outcome.model_dump())
+        try:
+            conn.send(outcome.model_dump())
+        except OSError:
+            return  # the daemon is gone; its restart runs the job again
 
 
 @dataclass

@@ -17,6 +17,7 @@ import logging
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,8 +137,22 @@ class StabilityTracker:
 class FolderIntake:
     """Turns hints and scans of one input folder into ready candidates."""
 
-    def __init__(self, folder: FolderSettings, clock: Clock, wake: threading.Event) -> None:
+    def __init__(
+        self,
+        folder: FolderSettings,
+        clock: Clock,
+        wake: threading.Event,
+        *,
+        wall: Clock = time.time,
+    ) -> None:
         self.folder = folder
+        #: Set for local filesystems (native observer): there the kernel stamps ctime
+        #: with this machine's clock, so a ctime ``settle`` seconds old proves the file
+        #: has not changed for that long and it need not be watched settling again
+        #: (a backlog present at start is taken at once). Never on network shares:
+        #: the server's clock and attribute caching make ctime untrustworthy there.
+        self.trust_ctime = False
+        self._wall = wall
         self.root = folder.input_dir
         self.filter = NameFilter(folder.include, folder.excludes)
         self.tracker = StabilityTracker(folder.settle)
@@ -147,6 +162,8 @@ class FolderIntake:
         self._dirty: set[Path] = set()
         self._ready: dict[Path, Candidate] = {}
         self._blocked: dict[Path, Signature] = {}
+        #: Folders in a non-recursive input: never jobs; each is logged once.
+        self._ignored_dirs: set[Path] = set()
         #: Manifests of pending jobs and the inputs they name: watched by their job,
         #: never taken on their own.
         self._reserved: set[Path] = set()
@@ -215,9 +232,10 @@ class FolderIntake:
             return None
 
     def _look(self, path: Path, now: float) -> None:
+        # A hint for the input folder itself comes with every create, move or delete
+        # in it (our own claims too); rescanning on it made a backlog quadratic. A
+        # recreated folder is rescanned by the watch supervisor and the periodic rescan.
         if path == self.root or self.root not in path.parents:
-            if path == self.root:
-                self.scan()
             return
         if not self.folder.recursive and path.parent != self.root:
             return
@@ -231,6 +249,18 @@ class FolderIntake:
                 with self._lock:
                     self._dirty.update(self._walk(path))
                 self._wake.set()
+            elif not self.folder.recursive and path not in self._ignored_dirs:
+                # Not moved to error/: someone may still be filling it, and it is not a
+                # file. Logged once, so that "I dropped a folder and nothing happened"
+                # has an answer in the log.
+                self._ignored_dirs.add(path)
+                if not self.filter.excluded(path.name):
+                    log.warning(
+                        "folder %r in %s is ignored: only files are jobs here "
+                        "(recursive = true takes the files inside folders)",
+                        path.name,
+                        self.root,
+                    )
             return
         if not self.filter.accepts(path.name) or not self._may_start_job(path):
             self.tracker.forget(path)
@@ -247,6 +277,11 @@ class FolderIntake:
             # Links and special files are never read, so there is nothing to settle.
             self._ready[path] = Candidate(path, self._rel_dir(path), signature)
             return
+        if self.trust_ctime and path not in self.tracker:
+            age = self._wall() - signature.ctime_ns / 1e9
+            if age >= self.folder.settle:
+                self._ready[path] = Candidate(path, self._rel_dir(path), signature)
+                return
         self.tracker.observe(path, signature, now)
 
     def _may_start_job(self, path: Path) -> bool:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hotfolder.config import Settings, check_paths, load_settings
+from hotfolder.config import Settings, load_settings
 from hotfolder.errors import ConfigError
+from hotfolder.paths import check_paths
 from hotfolder.workflows.registry import check_folder, configure
 
 

@@ -43,7 +43,17 @@ def recover(
             )
             continue
         if record.phase == "publishing":
-            publisher.resume(record)
+            try:
+                publisher.resume(record)
+            except OSError as exc:
+                # Its folder still cannot be written: start anyway (one job must not
+                # keep every folder down); the dispatcher tries again.
+                log.error(
+                    "could not be published (%s); trying again while running",
+                    exc,
+                    extra={"job_id": record.job_id},
+                )
+                dispatcher.park_unpublished(record)
             continue
         if record.phase == "waiting":
             pending.restore(record)

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from hotfolder.config import Settings
 
 #: [daemon] keys that only take effect at the next start.
-RESTART_KEYS = ("state_dir", "workers", "max_jobs_per_worker", "worker_memory_limit", "log_format")
+RESTART_KEYS = (
+    "state_dir",
+    "executor",
+    "workers",
+    "max_jobs_per_worker",
+    "worker_memory_limit",
+    "log_format",
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,8 @@ def plan_reload(old: Settings, new: Settings) -> ReloadPlan:
     ]
     if old.http != new.http:
         restart.append("http")
+    if old.celery != new.celery:
+        restart.append("celery")
     return ReloadPlan(
         added=[name for name in after if name not in before],
         removed=[name for name in before if name not in after],

@@ -29,9 +29,16 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
+from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
 from watchdog.observers.polling import PollingObserver
 
 log = logging.getLogger("hotfolder.watcher")
+
+# watchdog holds every unpaired IN_MOVED_FROM for 0.5 s to pair it with its
+# IN_MOVED_TO, at the head of a FIFO: each claim (a rename out of in/) then
+# delays every later event by half a second. Events are only hints here, so
+# pairing moves buys nothing; measured: native arrival-to-start p50 234 ms -> 3 ms.
+InotifyMoveEventGrouper.delay = 0
 
 #: Filesystem types on which inotify misses changes made elsewhere.
 NETWORK_FSTYPES = frozenset(
@@ -149,6 +156,9 @@ class FolderWatch:
         self.poll_interval = poll_interval
         self._hint = hint
         self._observer: BaseObserver | None = None
+        #: The watched folder's identity: a folder removed and made again under the
+        #: same name is another folder, which the old inotify watch does not see.
+        self._identity: tuple[int, int] | None = None
 
     def start(self) -> None:
         """Start (or restart) watching."""
@@ -159,13 +169,21 @@ class FolderWatch:
             _Hints(self._hint), str(self.root), recursive=self.recursive, event_filter=_EVENTS
         )
         observer.daemon = True
+        info = self.root.stat()
         observer.start()
+        self._identity = (info.st_dev, info.st_ino)
         self._observer = observer
         log.info("watching %s (%s observer)", self.root, self.kind)
 
     def alive(self) -> bool:
-        """True while the observer thread runs and the folder exists."""
-        return self._observer is not None and self._observer.is_alive() and self.root.is_dir()
+        """True while the observer thread runs on the folder that is there now."""
+        if self._observer is None or not self._observer.is_alive():
+            return False
+        try:
+            info = self.root.stat()
+        except OSError:
+            return False
+        return (info.st_dev, info.st_ino) == self._identity
 
     def stop(self) -> None:
         """Stop and join the observer."""

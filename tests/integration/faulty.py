@@ -5,12 +5,16 @@ The input file's first word says what the step does: ``ok`` (copies the input),
 until the worker's memory limit stops it), ``hang`` (sleeps past any timeout),
 ``slow:N`` (takes N seconds, then ok), ``needs:PATH`` (fails unless PATH
 exists), ``flaky`` (an I/O error on the first
-attempt only) and ``broken`` (writes an output that fails its check).
+attempt only), ``broken`` (writes an output that fails its check), ``fill``
+(writes its output until the disk is full, leaving the partial file behind) and
+``fill:N`` (the same, but the "disk" is full after N bytes: an injected ENOSPC
+where no small filesystem can be mounted).
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import shutil
 import time
@@ -50,6 +54,14 @@ class FaultyStep:
                 marker.touch()
                 raise IOFailure("The share went away for a moment (injected).")
         output = out_dir / f"{ctx.job_name}.txt"
+        if command.startswith("fill"):
+            room = int(command.split(":")[1]) if ":" in command else None
+            with output.open("wb") as handle:
+                while True:  # ENOSPC ends it, as it would end a real engine's write
+                    if room is not None and handle.tell() >= room:
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                    handle.write(os.urandom(256 * 1024))
+                    handle.flush()
         shutil.copyfile(inputs[0], output)
         return StepResult(outputs=[output], message=f"did {command}")
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from hotfolder.config import check_paths, load_settings, prepare_paths
+from hotfolder.config import load_settings
 from hotfolder.errors import ConfigError, StartupError
+from hotfolder.paths import check_paths, prepare_paths
 
 GOOD = """
 [daemon]

@@ -224,3 +224,27 @@ def test_verify_catches_a_wrong_thumbnail(tmp_path: Path) -> None:
     with pytest.raises(HotfolderError) as caught:
         step.verify([], result, ctx)
     assert caught.value.code == "tool_failed"
+
+
+def test_damage_message_names_the_file_not_the_work_area(tmp_path: Path) -> None:
+    """Pillow puts the absolute path in its message; the status shows the file's name."""
+    header_only = b"\x89PNG\r\n\x1a\n" + b"\x00" * 50
+    with pytest.raises(HotfolderError) as caught:
+        convert(tmp_path, header_only)
+    assert caught.value.code == "corrupt_input"
+    assert str(tmp_path) not in caught.value.message and "in.bin" in caught.value.message
+
+
+def test_full_disk_while_saving_is_an_io_error_not_a_damaged_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An OSError with an errno is the system's fault: it reaches the runner (io_error,
+    retried) instead of blaming the input with corrupt_input."""
+
+    def disk_full(self: Image.Image, *args: Any, **kwargs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", disk_full)
+    with pytest.raises(OSError) as caught:
+        convert(tmp_path, png_bytes())
+    assert not isinstance(caught.value, HotfolderError) and caught.value.errno == 28

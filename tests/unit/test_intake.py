@@ -6,6 +6,8 @@ import os
 import threading
 from pathlib import Path
 
+import pytest
+
 from hotfolder.config import BUILTIN_EXCLUDES, FolderSettings
 from hotfolder.intake import FolderIntake, NameFilter, Signature, StabilityTracker
 
@@ -168,3 +170,21 @@ def test_non_recursive_intake_ignores_subfolders(tmp_path: Path) -> None:
     clock.now += 5
     intake.tick()
     assert intake.ready_count() == 0
+
+
+def test_folder_in_a_non_recursive_input_is_logged_once_never_taken(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock()
+    intake = _intake(tmp_path, clock)
+    (intake.root / "x.pdf").mkdir()
+    (intake.root / "x.pdf" / "a.pdf").write_bytes(b"1")
+    for _ in range(3):
+        intake.scan()
+        intake.tick()
+        clock.now += 5
+    assert intake.ready_count() == 0
+    assert [r.getMessage() for r in caplog.records].count(
+        f"folder 'x.pdf' in {intake.root} is ignored: only files are jobs here "
+        "(recursive = true takes the files inside folders)"
+    ) == 1

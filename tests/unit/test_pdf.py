@@ -409,3 +409,41 @@ def test_image_check_refuses_an_output_that_lost_an_image(tmp_path: Path) -> Non
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_names_that_are_not_utf8_open_and_save(tmp_path: Path) -> None:
+    """A Latin-1 name (bytes that are not UTF-8) is optimized and named like any other.
+
+    pikepdf.open refuses such a path (TypeError); the step opens the file itself.
+    """
+    name = os.fsdecode(b"M\xe4rz")
+    source = tmp_path / f"{name}.pdf"
+    source.write_bytes(pdf_bytes(pages=2))
+    out = tmp_path / "out"
+    out.mkdir()
+    options = PDF_OPTIMIZE.resolve_options("web", {})  # web: verify reopens with pikepdf
+    ctx = StepContext("job", name, options, logging.getLogger("t"))
+    (step,) = PDF_OPTIMIZE.steps
+    result = step.run([source], out, ctx)
+    step.verify([source], result, ctx)
+    assert [p.name for p in result.outputs] == [f"{name}.pdf"]
+    assert len(text_of(result.outputs[0])) == 2
+    damaged = tmp_path / f"{name}-cut.pdf"
+    damaged.write_bytes(pdf_bytes(pages=30)[:3000])
+    with pytest.raises(HotfolderError) as caught:
+        step.run([damaged], out, ctx)
+    assert caught.value.code == "corrupt_input"
+    assert str(tmp_path) not in caught.value.message  # the work-area path is cut away
+
+
+def test_qpdf_runtime_error_is_corrupt_input_not_internal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """qpdf throws QpdfRuntimeError (not a PdfError) for some damaged page trees, e.g.
+    "/Count is wrong after flattening pages tree" from a fuzzed file: corrupt_input."""
+
+    def damaged(*args: Any, **kwargs: Any) -> pikepdf.Pdf:
+        raise pikepdf.QpdfRuntimeError("/Count is wrong after flattening pages tree")
+
+    monkeypatch.setattr(pikepdf, "open", damaged)
+    assert failure_code(tmp_path, pdf_bytes()) == "corrupt_input"

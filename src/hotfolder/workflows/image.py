@@ -108,15 +108,32 @@ def open_checked(path: Path, max_pixels: int) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise too_large(path, _claimed_pixels(str(exc)), max_pixels) from None
     except (OSError, SyntaxError, ValueError) as exc:
+        raise_system_error(exc)
         raise CorruptInput(
-            f"{path.name!r} looks like a {found.upper()} image but cannot be read ({exc}). "
-            "Export or copy it again."
+            f"{path.name!r} looks like a {found.upper()} image but cannot be read "
+            f"({pillow_reason(exc, path)}). Export or copy it again."
         ) from None
     width, height = image.size
     if width * height > max_pixels:
         image.close()
         raise too_large(path, (width, height), max_pixels)
     return image
+
+
+def raise_system_error(exc: BaseException) -> None:
+    """Re-raise an OSError that carries an errno: the system failed, not the file.
+
+    Pillow reports damaged data as OSError without an errno ("image file is
+    truncated"); a full disk or an I/O error while reading or saving has one, and
+    must reach the runner as ``io_error`` (retried), never as ``corrupt_input``.
+    """
+    if isinstance(exc, OSError) and exc.errno is not None:
+        raise exc
+
+
+def pillow_reason(exc: BaseException, path: Path) -> str:
+    """Pillow's message without the work-area path (the user knows the file by name)."""
+    return str(exc).replace(str(path), path.name)
 
 
 def _claimed_pixels(pillow_message: str) -> str:
@@ -233,9 +250,10 @@ def _convert_one(
         except Image.DecompressionBombError:
             raise too_large(source, original, options["IMAGE.MAX_PIXELS"]) from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise_system_error(exc)
             raise CorruptInput(
-                f"{source.name!r} is damaged or truncated and cannot be decoded ({exc}). "
-                "Export or copy it again."
+                f"{source.name!r} is damaged or truncated and cannot be decoded "
+                f"({pillow_reason(exc, source)}). Export or copy it again."
             ) from None
     if frames > 1:
         ctx.warn(f"{source.name!r} has {frames} frames; only the first was converted.")

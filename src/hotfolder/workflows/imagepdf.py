@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import img2pdf
-import pikepdf
 import pypdfium2
 from PIL import ExifTags, Image, ImageOps
 
@@ -32,9 +31,16 @@ from hotfolder.workflows.base import (
     human_bytes,
     output_stem,
 )
-from hotfolder.workflows.image import MAX_PIXELS, open_checked, too_large
+from hotfolder.workflows.image import (
+    MAX_PIXELS,
+    open_checked,
+    pillow_reason,
+    raise_system_error,
+    too_large,
+)
 from hotfolder.workflows.pagelayout import OPTIONS as LAYOUT_OPTIONS
 from hotfolder.workflows.pagelayout import Layout, check_margin, make_layout, stated_dpi
+from hotfolder.workflows.pdf import QPDF_ERRORS, pikepdf_opened
 
 OPTIONS: tuple[OptionSpec, ...] = (*LAYOUT_OPTIONS, MAX_PIXELS)
 #: EXIF orientation -> the page rotation img2pdf applies for it.
@@ -75,9 +81,10 @@ def _scan(source: Path, max_pixels: int) -> tuple[str, list[int], int]:
         except Image.DecompressionBombError:
             raise too_large(source, image.size, max_pixels) from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise_system_error(exc)
             raise CorruptInput(
-                f"{source.name!r} is damaged or truncated and cannot be decoded ({exc}). "
-                "Export or copy it again."
+                f"{source.name!r} is damaged or truncated and cannot be decoded "
+                f"({pillow_reason(exc, source)}). Export or copy it again."
             ) from None
     return pil_format, orientations, total
 
@@ -261,10 +268,10 @@ def _page_sizes(path: Path) -> list[tuple[float, float]]:
 def _check_jpeg_embedded(output: Path, jpeg: Path) -> None:
     """The promise of the JPEG route: the page shows the very bytes of the file."""
     try:
-        with pikepdf.open(output) as pdf:
+        with pikepdf_opened(output) as pdf:
             images = list(pdf.pages[0].get_images().values()) if len(pdf.pages) == 1 else []
             raw = [image.read_raw_bytes() for image in images]
-    except pikepdf.PdfError:
+    except QPDF_ERRORS:
         raw = []
     if raw != [jpeg.read_bytes()]:
         raise ToolFailed(

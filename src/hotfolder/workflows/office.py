@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-import pikepdf
 import pypdfium2
 from pydantic import Field
 
@@ -38,7 +37,7 @@ from hotfolder.workflows.base import (
     output_stem,
 )
 from hotfolder.workflows.office_detect import Family, OfficeFormat, detect_office
-from hotfolder.workflows.pdf import count_pages_pdfium
+from hotfolder.workflows.pdf import QPDF_ERRORS, count_pages_pdfium, pikepdf_opened
 
 WRITER_PACKAGE = "libreoffice-writer-nogui"
 
@@ -189,9 +188,9 @@ def _unique(out_dir: Path, stem: str, used: set[str]) -> Path:
 
 def _count_pages(path: Path) -> int:
     try:
-        with pikepdf.open(path) as pdf:
+        with pikepdf_opened(path) as pdf:
             return len(pdf.pages)
-    except pikepdf.PdfError as exc:
+    except QPDF_ERRORS as exc:
         raise ToolFailed(
             f"LibreOffice wrote a damaged PDF {path.name!r} ({exc}); it was not published. "
             "Please report this with the input file."

@@ -10,10 +10,11 @@ independent of qpdf, before they may be published.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, BinaryIO, Literal
 
 import pikepdf
 import PIL
@@ -38,6 +39,11 @@ from hotfolder.workflows.base import (
 )
 from hotfolder.workflows.detect import detect_format
 from hotfolder.workflows.pdfimages import ImageReport, check_images, recompress_images
+
+#: What qpdf raises for a damaged file. QpdfRuntimeError is not a PdfError: qpdf throws
+#: it from deep inside (e.g. "/Count is wrong after flattening pages tree" for a fuzzed
+#: page tree); caught only as PdfError it became an ``internal`` error.
+QPDF_ERRORS: tuple[type[Exception], ...] = (pikepdf.PdfError, pikepdf.QpdfRuntimeError)
 
 
 def as_list(value: Any) -> Any:
@@ -68,16 +74,53 @@ class OpenedPdf:
     pdf: pikepdf.Pdf
     password: str
     repairs: list[str]
+    stream: BinaryIO | None = None
 
     def close(self) -> None:
         """Release the file handle."""
         self.pdf.close()
+        if self.stream is not None:
+            self.stream.close()
+
+
+def open_pikepdf(path: Path, password: str = "") -> tuple[pikepdf.Pdf, BinaryIO | None]:
+    """``pikepdf.open(path)`` for any file name; returns the Pdf and a stream to close.
+
+    pikepdf passes the path to qpdf as text (for its messages), which a name that is
+    not valid UTF-8 (a Latin-1 SMB client, an old zip) cannot be: pikepdf.open
+    raises TypeError. Such a file is opened here and handed over as a stream, which
+    the caller closes after the Pdf.
+    """
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        stream = path.open("rb")
+        try:
+            return pikepdf.open(stream, password=password), stream
+        except BaseException:
+            stream.close()
+            raise
+    return pikepdf.open(path, password=password), None
+
+
+@contextmanager
+def pikepdf_opened(path: Path, password: str = "") -> Iterator[pikepdf.Pdf]:
+    """``with pikepdf.open(path)`` for any file name (see :func:`open_pikepdf`)."""
+    pdf, stream = open_pikepdf(path, password)
+    try:
+        yield pdf
+    finally:
+        pdf.close()
+        if stream is not None:
+            stream.close()
 
 
 def clean_message(message: str, path: Path) -> str:
     """Return a qpdf message with the work-area path cut down to the file name."""
-    # qpdf prefixes messages with the absolute work-area path; the user knows the name.
-    return str(message).replace(str(path), path.name).strip()
+    # qpdf prefixes messages with the absolute work-area path (or, for a file opened
+    # as a stream, the stream's repr); the user knows the name.
+    text = str(message).replace(f"stream <_io.BufferedReader name={str(path)!r}>", path.name)
+    return text.replace(str(path), path.name).strip()
 
 
 def require_pdf(path: Path) -> None:
@@ -105,23 +148,23 @@ def open_pdf(path: Path, passwords: Sequence[str], *, repair: bool) -> OpenedPdf
             with warnings.catch_warnings():
                 # Folder passwords are tried on every file, protected or not.
                 warnings.filterwarnings("ignore", "A password was provided", UserWarning)
-                pdf = pikepdf.open(path, password=password)
+                pdf, stream = open_pikepdf(path, password)
         except pikepdf.PasswordError:
             continue
-        except pikepdf.PdfError as exc:
+        except QPDF_ERRORS as exc:
             raise CorruptInput(
                 f"{path.name!r} is damaged and cannot be read ({clean_message(str(exc), path)}). "
                 "Export or copy it again."
             ) from None
         repairs = [clean_message(w, path) for w in pdf.get_warnings()]
         if repairs and not repair:
-            pdf.close()
+            OpenedPdf(pdf, password, repairs, stream).close()
             raise CorruptInput(
                 f"{path.name!r} is damaged ({repairs[0]}); it may be truncated or only "
                 "partly copied. Copy it again, or set PDF.REPAIR = true to accept "
                 "qpdf's repair."
             )
-        return OpenedPdf(pdf, password, repairs)
+        return OpenedPdf(pdf, password, repairs, stream)
     if passwords:
         raise PasswordIncorrect(
             f"None of the {len(passwords)} password(s) in DOC.PASSWORD opens {path.name!r}. "
@@ -279,7 +322,7 @@ class OptimizeStep:
                 deterministic_id=not encrypted,
             )
             check_late_warnings(opened, source, ctx)
-        except pikepdf.PdfError as exc:
+        except QPDF_ERRORS as exc:
             raise CorruptInput(
                 f"{source.name!r} could not be rewritten: {clean_message(str(exc), source)}. "
                 "Export or copy it again."
@@ -310,7 +353,7 @@ class OptimizeStep:
             if facts["images_changed"]:
                 check_images(source, output, password)
             if ctx.options["PDF.LINEARIZE"]:
-                with pikepdf.open(output, password=password) as pdf:
+                with pikepdf_opened(output, password) as pdf:
                     if not pdf.is_linearized:
                         raise ToolFailed("qpdf did not linearize the output; it was not published.")
 

@@ -29,7 +29,7 @@ from pydantic import Field
 from hotfolder.errors import CorruptInput, JobTimeout, ToolFailed, UnsupportedFormat
 from hotfolder.workflows import ghostscript
 from hotfolder.workflows.base import OptionSpec, StepContext, StepResult, Workflow, output_stem
-from hotfolder.workflows.pdf import PASSWORD, REPAIR, open_pdf
+from hotfolder.workflows.pdf import PASSWORD, QPDF_ERRORS, REPAIR, open_pdf, pikepdf_opened
 
 PART = OptionSpec(
     "PDFA.PART",
@@ -172,7 +172,7 @@ class ArchiveStep:
                     report = pikepdf.pdfa.save(opened.pdf, target, part)
                 except pikepdf.pdfa.PdfaError as exc:
                     reason = _findings(exc.report)
-                except pikepdf.PdfError as exc:
+                except QPDF_ERRORS as exc:
                     raise CorruptInput(
                         f"{source.name!r} could not be rewritten ({exc}). Export it again."
                     ) from None
@@ -242,10 +242,10 @@ def _ghostscript(source: Path, password: str, temp: Path, ctx: StepContext) -> P
     # Ghostscript's PDF/A mode would otherwise delete (links without /F).
     plain = temp / "input.pdf"
     try:
-        with pikepdf.open(source, password=password) as pdf:
+        with pikepdf_opened(source, password) as pdf:
             repaired = pikepdf.pdfa.repair_annotation_flags(pdf)
             pdf.save(plain, encryption=False)
-    except pikepdf.PdfError as exc:
+    except QPDF_ERRORS as exc:
         raise CorruptInput(
             f"{source.name!r} could not be decrypted and copied for Ghostscript ({exc}). "
             "Export it again."

@@ -86,7 +86,7 @@ class _Walker:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 instructions = pikepdf.parse_content_stream(owner)
-        except (pikepdf.PdfError, ValueError) as exc:
+        except (pikepdf.PdfError, pikepdf.QpdfRuntimeError, ValueError) as exc:
             self.problem = f"{what}'s content could not be parsed ({exc})"
             return None
         if caught:
@@ -254,7 +254,14 @@ def _recompress(drawn: _Drawn, quality: int, max_dpi: int) -> int:
         return 0  # nothing lossy asked for; PDF.RECOMPRESS already redoes Flate
     try:
         pixels = _decode(image, mode, kind)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, pikepdf.PdfError):
+    except (
+        OSError,
+        ValueError,
+        SyntaxError,
+        Image.DecompressionBombError,
+        pikepdf.PdfError,
+        pikepdf.QpdfRuntimeError,
+    ):
         return 0  # an image we cannot decode stays exactly as it was
     if pixels is None:
         return 0

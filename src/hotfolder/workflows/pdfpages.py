@@ -31,6 +31,7 @@ from hotfolder.workflows.base import (
 from hotfolder.workflows.pages import parse_page_ranges
 from hotfolder.workflows.pdf import (
     PASSWORD,
+    QPDF_ERRORS,
     REPAIR,
     OpenedPdf,
     check_late_warnings,
@@ -173,7 +174,7 @@ class MergeStep:
                 if ctx.options["MERGE.BOOKMARKS"]:
                     _nest_bookmarks(merged, sections)
                 _save(merged, target, max(versions, key=_version_key))
-            except pikepdf.PdfError as exc:
+            except QPDF_ERRORS as exc:
                 raise CorruptInput(
                     f"The inputs could not be merged ({clean_message(str(exc), target)}). "
                     "Export them again."
@@ -191,7 +192,7 @@ class MergeStep:
         first = len(merged.pages)
         try:
             copied = merged.add_pages_from(opened.pdf)
-        except pikepdf.PdfError as exc:
+        except QPDF_ERRORS as exc:
             raise CorruptInput(
                 f"The pages of {source.name!r} could not be copied "
                 f"({clean_message(str(exc), source)}). Export it again."
@@ -302,7 +303,7 @@ class SplitStep:
                 # Title, author and subject still describe every part of the document.
                 part.trailer.Info = part.copy_foreign(opened.pdf.docinfo)
             _save(part, target, opened.pdf.pdf_version)
-        except pikepdf.PdfError as exc:
+        except QPDF_ERRORS as exc:
             raise CorruptInput(
                 f"Pages {first}-{last} of {source.name!r} could not be written "
                 f"({clean_message(str(exc), source)}). Export it again."

@@ -23,6 +23,7 @@ from hotfolder.errors import CorruptInput, OptionInvalid, ToolFailed
 from hotfolder.workflows.base import OptionSpec, StepContext, StepResult, Workflow, output_stem
 from hotfolder.workflows.pdf import (
     PASSWORD,
+    QPDF_ERRORS,
     REPAIR,
     check_late_warnings,
     clean_message,
@@ -140,7 +141,7 @@ def _pdfium(path: Path, password: str) -> pypdfium2.PdfDocument:
         ) from None
 
 
-def _rewrite_error(source: Path, exc: pikepdf.PdfError) -> CorruptInput:
+def _rewrite_error(source: Path, exc: Exception) -> CorruptInput:
     return CorruptInput(
         f"{source.name!r} could not be rewritten ({clean_message(str(exc), source)}). "
         "Export or copy it again."
@@ -176,7 +177,7 @@ class ProtectStep:
                 pages.append(len(opened.pdf.pages))
                 opened.pdf.save(target, encryption=encryption)
                 check_late_warnings(opened, source, ctx)
-            except pikepdf.PdfError as exc:
+            except QPDF_ERRORS as exc:
                 raise _rewrite_error(source, exc) from None
             finally:
                 opened.close()
@@ -252,7 +253,7 @@ class UnprotectStep:
                 pages.append(len(opened.pdf.pages))
                 opened.pdf.save(target, encryption=False, deterministic_id=True)
                 check_late_warnings(opened, source, ctx)
-            except pikepdf.PdfError as exc:
+            except QPDF_ERRORS as exc:
                 raise _rewrite_error(source, exc) from None
             finally:
                 opened.close()

@@ -65,6 +65,16 @@ def _check_input(path: Path) -> None:
             f"{path.name!r} is not a regular file; hotfolder never follows links or reads "
             "special files. Drop the file itself, not a link to it."
         )
+    if info.st_nlink > 1:
+        # A hard link is the same file under a second name, which may lie outside the
+        # configured folders (a file the dropper may link to but should not get
+        # converted): reading it would read that file (invariant 7). Checked before
+        # the first read, like a symlink; claims rename, so a dropped file has one name.
+        raise NotRegularFile(
+            f"{path.name!r} is a hard link: the same file has {info.st_nlink} names, maybe "
+            "outside this folder, and hotfolder never reads a file through another name. "
+            "Drop a copy of the file instead."
+        )
     if info.st_size == 0:
         raise CorruptInput(
             f"{path.name!r} is empty (0 bytes). It was probably not copied completely; "

@@ -1,0 +1,371 @@
+"""Scale-out on Celery: a real Redis, real workers in their own processes, the real daemon.
+
+Each test starts Debian's redis-server on a free loopback port (no persistence),
+one or two ``hotfolder worker`` processes and the daemon with
+``executor = "celery"``, all on the same config file, and checks the same
+promises as for the embedded pool: one output and one status per file, a
+worker lost mid-job costs nothing but time, timeouts, crashes and cancel fail
+only their own job.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pikepdf
+import pytest
+import redis
+
+from tests.helpers import free_port, wait_for
+from tests.integration.conftest import REPO, HotfolderProcess, toml_value
+from tests.samples import pdf_bytes
+
+#: How a worker is started: becomes ["-m", "hotfolder", "worker"] once the CLI has it.
+WORKER_COMMAND = ["-m", "hotfolder", "worker"]
+
+FAULTS = {"name": "faults", "workflow": "test-faults", "timeout": 3}
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A private redis-server on loopback, without persistence, for one test."""
+    server = shutil.which("redis-server")
+    assert server, "redis-server is missing: apt-get install redis-server (scripts/test.sh does)"
+    port = free_port()
+    log = (tmp_path / "redis.log").open("wb")
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+
+    def answers() -> bool:
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return proc.poll() is not None
+
+    wait_for(answers, timeout=20, what="redis-server")
+    assert proc.poll() is None, (tmp_path / "redis.log").read_text()
+    yield url
+    client.close()
+    proc.terminate()
+    proc.wait(10)
+    log.close()
+
+
+class Worker:
+    """One ``hotfolder worker`` process group (its Celery parent and pool processes)."""
+
+    def __init__(self, config: Path, log: Path, concurrency: int) -> None:
+        self.log = log
+        self._handle = log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, *WORKER_COMMAND, "--config", str(config), "-n", str(concurrency)],
+            stdout=self._handle,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            cwd=config.parent,
+            # Its own process group: a kill takes the whole worker, like a lost machine.
+            start_new_session=True,
+        )
+        #: The Celery node name starts with this (see hotfolder.worker).
+        self.name = f"hotfolder-{self.proc.pid}@"
+
+    def wait_ready(self) -> None:
+        wait_for(
+            lambda: b" ready." in self.log.read_bytes() or self.proc.poll() is not None,
+            timeout=60,
+            what=f"worker {self.name} ready",
+        )
+        assert self.proc.poll() is None, self.log.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL every process of the worker at once."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+        self._handle.close()
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Callable[..., list[Worker]]]:
+    """Start workers on a daemon's config; every one is killed at the end."""
+    started: list[Worker] = []
+
+    def start(config: Path, count: int = 1, concurrency: int = 1) -> list[Worker]:
+        fresh = [
+            Worker(config, tmp_path / f"worker{len(started) + i}.log", concurrency)
+            for i in range(count)
+        ]
+        started.extend(fresh)
+        return fresh
+
+    yield start
+    for worker in started:
+        worker.kill()
+
+
+def celery_daemon(
+    hotfolder: Callable[..., HotfolderProcess],
+    broker: str,
+    folders: list[dict[str, Any]],
+    celery: dict[str, Any] | None = None,
+    **daemon: Any,
+) -> HotfolderProcess:
+    """A daemon configured for the Celery executor on ``broker`` (not started)."""
+    process = hotfolder(folders, executor="celery", **daemon)
+    table = {
+        "broker": broker,
+        "visibility_timeout": 30,
+        "restore_interval": 0.5,
+        "max_in_flight": 4,
+        **(celery or {}),
+    }
+    with process.config.open("a") as config:
+        config.write("[celery]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in table.items()))
+    return process
+
+
+def start_all(daemon: HotfolderProcess, pool: list[Worker]) -> None:
+    # Workers first: the daemon's first census of them (at its start) then counts them all.
+    for worker in pool:
+        worker.wait_ready()
+    daemon.start()
+
+
+def work_area_empty(daemon: HotfolderProcess, folder: str) -> bool:
+    jobs = daemon.root / folder / ".hotfolder" / "jobs"
+    return not jobs.is_dir() or not any(jobs.iterdir())
+
+
+def metric(port: int, name: str) -> float | None:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else None
+
+
+def test_every_file_gives_one_output_and_one_status_across_two_workers(
+    hotfolder, redis_url, workers
+) -> None:
+    """Files spread over two workers each end with one output and one status; metrics agree."""
+    port = free_port()
+    daemon = celery_daemon(
+        hotfolder,
+        redis_url,
+        [FAULTS, {"name": "pdf", "workflow": "pdf-optimize", "timeout": 20}],
+        http={"listen": f"127.0.0.1:{port}"},
+    )
+    pool = workers(daemon.config, 2)
+    start_all(daemon, pool)
+    names = [f"job{i}" for i in range(6)]
+    for name in names:
+        (daemon.dir("faults") / f"{name}.job").write_text("slow:0.5")
+    (daemon.dir("pdf") / "doc.pdf").write_bytes(pdf_bytes(pages=3, text="scaled out"))
+    daemon.wait_finished("faults", len(names))
+    daemon.wait_finished("pdf", 1)
+
+    out = daemon.files("faults", "out")
+    assert out == sorted(f"{n}{ext}" for n in names for ext in (".txt", ".status.json"))
+    statuses = daemon.statuses("faults")
+    assert {s["status"] for s in statuses} == {"success"}
+    assert {s["attempts"] for s in statuses} == {1}
+    assert daemon.files("faults", "error") == [] and daemon.files("faults", "in") == []
+    # The real workflow code ran on a worker: a valid, checked PDF came back.
+    assert daemon.files("pdf", "out") == ["doc.pdf", "doc.status.json"]
+    with pikepdf.open(daemon.dir("pdf", "out") / "doc.pdf") as pdf:
+        assert len(pdf.pages) == 3
+    # Both workers took jobs: each process holds one job at a time (prefetch 1).
+    log = daemon.log.read_text()
+    for worker in pool:
+        assert f"running on worker {worker.name}" in log
+    for folder in ("faults", "pdf"):
+        wait_for(lambda f=folder: work_area_empty(daemon, f), what=f"empty work area of {folder}")
+    # Metrics count results from every worker; the census sees both workers.
+    assert metric(
+        port,
+        'hotfolder_jobs_finished_total{folder="faults",status="success",workflow="test-faults"}',
+    ) == len(names)
+    wait_for(lambda: metric(port, "hotfolder_workers_alive") == 2, what="census of 2 workers")
+    assert daemon.stop() == 0
+
+
+def test_worker_killed_mid_job_its_job_runs_on_the_other_and_appears_once(
+    hotfolder, redis_url, workers
+) -> None:
+    """SIGKILL to a whole worker mid-job: the other worker runs it; out/ gets it once."""
+    # The broker hands an unacknowledged job to another worker after the
+    # visibility timeout; it must stay above the folder's timeout.
+    daemon = celery_daemon(hotfolder, redis_url, [FAULTS], celery={"visibility_timeout": 4})
+    pool = workers(daemon.config, 2)
+    start_all(daemon, pool)
+    (daemon.dir("faults") / "victim.job").write_text("slow:2")
+    found = wait_for(
+        lambda: re.search(r"running on worker hotfolder-(\d+)@", daemon.log.read_text()),
+        what="the job running on a worker",
+    )
+    victim = next(w for w in pool if w.proc.pid == int(found.group(1)))
+    [survivor] = [w for w in pool if w is not victim]
+    victim.kill()  # mid-job: it sleeps 2 s
+
+    daemon.wait_finished("faults", 1, timeout=30)
+    [status] = daemon.statuses("faults")
+    assert status["status"] == "success" and status["attempts"] == 1
+    assert daemon.files("faults", "out") == ["victim.status.json", "victim.txt"]
+    assert (daemon.dir("faults", "out") / "victim.txt").read_text() == "slow:2"
+    assert daemon.files("faults", "error") == []
+    assert f"handed to worker {survivor.name}" in daemon.log.read_text()
+    assert "(delivery 1)" in victim.text() and "(delivery 2)" in survivor.text()
+    wait_for(lambda: work_area_empty(daemon, "faults"), what="empty work area")
+    assert daemon.stop() == 0
+
+
+def test_timeout_crash_and_cancel_fail_only_their_own_job(hotfolder, redis_url, workers) -> None:
+    """A time limit, a segfaulting engine and a cancel each fail one job; the worker goes on."""
+    # A crash is seen within Celery's pool maintenance interval (up to a few
+    # seconds): the crash folder's timeout leaves room for that, the other's does not.
+    folders = [{**FAULTS, "name": "hang", "timeout": 2}, {**FAULTS, "timeout": 20}]
+    daemon = celery_daemon(hotfolder, redis_url, folders, celery={"max_deliveries": 2})
+    [worker] = workers(daemon.config, 1, concurrency=2)
+    start_all(daemon, [worker])
+    (daemon.dir("hang") / "hang.job").write_text("hang")
+    inbox = daemon.dir("faults")
+    (inbox / "segv.job").write_text("segv")
+    daemon.wait_finished("hang", 1)
+    daemon.wait_finished("faults", 1, timeout=40)
+    [hang] = daemon.statuses("hang", "error")
+    assert hang["error"]["code"] == "timeout"
+    assert "timeout of 2 s" in hang["error"]["message"]
+    [segv] = daemon.statuses("faults", "error")
+    assert segv["error"]["code"] == "worker_crashed"
+    assert "lost 2 times" in segv["error"]["message"]
+    # A timed-out job is acknowledged, never handed out again; a crashed one twice.
+    assert worker.text().count("] converting on") == 1 + 2
+
+    (inbox / "long.job").write_text("slow:60")
+    found = wait_for(
+        lambda: re.search(r"\[job (\w+)\] running on worker \S+ pid (\d+)", _tail(daemon, "long")),
+        what="the long job running",
+    )
+    job_id, pid = found.group(1), int(found.group(2))
+    cancel = subprocess.run(
+        [sys.executable, "-m", "hotfolder", "cancel", "--config", str(daemon.config), job_id],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert cancel.returncode == 0, cancel.stderr
+    daemon.wait_finished("faults", 2)
+    assert {s["name"]: s for s in daemon.statuses("faults", "error")}["long"]["status"] == (
+        "aborted"
+    )
+    # The worker process running it was killed (revoke with SIGKILL), not left to finish.
+    wait_for(lambda: not _exists(pid), timeout=10, what="the cancelled job's process gone")
+    (inbox / "after.job").write_text("ok")
+    daemon.wait_finished("faults", 3, timeout=15)
+    assert [s["name"] for s in daemon.statuses("faults", "out")] == ["after"]
+    assert daemon.files("faults", "in") == [] and daemon.files("hang", "in") == []
+    assert daemon.stop() == 0
+
+
+def test_daemon_killed_with_jobs_on_workers_then_restarted_each_file_once(
+    hotfolder, redis_url, workers
+) -> None:
+    """kill -9 of the daemon while workers convert: after a restart each file appears once."""
+    daemon = celery_daemon(hotfolder, redis_url, [FAULTS])
+    pool = workers(daemon.config, 2, concurrency=2)
+    start_all(daemon, pool)
+    total = 10
+    for i in range(total):
+        (daemon.dir("faults") / f"doc{i}.job").write_text("slow:0.7")
+    wait_for(lambda: daemon.finished("faults") >= 1, what="a first result")
+    daemon.kill()  # jobs are queued and running on the workers right now
+    assert daemon.finished("faults") < total
+    daemon.start()
+    daemon.wait_finished("faults", total, timeout=60)
+    out = daemon.files("faults", "out")
+    assert out == sorted(f"doc{i}{ext}" for i in range(total) for ext in (".txt", ".status.json"))
+    assert daemon.files("faults", "error") == [] and daemon.files("faults", "in") == []
+    assert len({s["jobId"] for s in daemon.statuses("faults")}) == total
+    # Executions of the killed daemon's tasks end on their own and clean up after them.
+    wait_for(lambda: work_area_empty(daemon, "faults"), timeout=20, what="empty work area")
+    assert daemon.stop() == 0
+
+
+def test_two_daemons_on_the_same_folder_make_each_file_exactly_one_job(
+    hotfolder, redis_url, workers, tmp_path: Path
+) -> None:
+    """High availability: both daemons watch one folder; the atomic claim gives each file to one."""
+    first = celery_daemon(hotfolder, redis_url, [FAULTS])
+    root = tmp_path / "second"
+    root.mkdir()
+    second = celery_daemon(
+        lambda folders, **kw: HotfolderProcess(root, folders, **kw),
+        redis_url,
+        [{**FAULTS, "path": str(tmp_path / "faults")}],  # the same folder, its own journal
+    )
+    pool = workers(first.config, 2, concurrency=2)
+    start_all(first, pool)
+    second.start()
+    try:
+        total = 20
+        for i in range(total):
+            (first.dir("faults") / f"f{i:02d}.job").write_text("slow:0.2")
+        first.wait_finished("faults", total)
+        out = first.files("faults", "out")
+        assert out == sorted(
+            f"f{i:02d}{ext}" for i in range(total) for ext in (".txt", ".status.json")
+        )
+        assert first.files("faults", "error") == [] and first.files("faults", "in") == []
+        # Every file was claimed, and so run, by exactly one of the two daemons.
+        claims = [
+            line
+            for daemon in (first, second)
+            for line in daemon.log.read_text().splitlines()
+            if " processing folder=faults" in line
+        ]
+        assert len(claims) == total
+        # Losing the race for a file is normal here, not an error worth a log line.
+        assert "cannot claim" not in first.log.read_text() + second.log.read_text()
+        wait_for(lambda: work_area_empty(first, "faults"), what="empty work area")
+        assert second.stop() == 0 and first.stop() == 0
+    finally:
+        for daemon in (first, second):
+            if daemon.proc is not None and daemon.proc.poll() is None:
+                daemon.kill()
+
+
+def _tail(daemon: HotfolderProcess, name: str) -> str:
+    """The daemon's log from the line where job ``name`` started processing."""
+    text = daemon.log.read_text()
+    start = text.find(f"input='{name}.job'")
+    return text[start:] if start >= 0 else ""
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (killed, not yet reaped by its Celery parent) is gone for our purpose.
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "zombie" not in status.read_text()
+    except FileNotFoundError:
+        return False
