@@ -179,6 +179,10 @@ class FolderWatch:
         """True while the observer thread runs on the folder that is there now."""
         if self._observer is None or not self._observer.is_alive():
             return False
+        # The inotify emitter stops when its folder is deleted, while the observer
+        # thread runs on; a folder made again may even reuse the old inode number.
+        if not all(emitter.is_alive() for emitter in self._observer.emitters):
+            return False
         try:
             info = self.root.stat()
         except OSError:
