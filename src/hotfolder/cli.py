@@ -260,13 +260,8 @@ def _convert(args: argparse.Namespace) -> int:
         journal = Journal(Path(temp) / "journal.sqlite3")
         pool = WorkerPool(workers, plugins=plugins, workflows=definitions)
         pool.start()
-        dispatcher = Dispatcher(
-            daemon,
-            {"convert": folder},
-            journal,
-            Publisher(journal, {"convert": folder}, keep_originals=True),
-            pool,
-        )
+        publisher = Publisher(journal, {"convert": folder}, keep_originals=True)
+        dispatcher = Dispatcher(daemon, {"convert": folder}, journal, publisher, pool)
         records = [claim_copy(folder, batch, journal) for batch in batches]
         for record in records:
             dispatcher.enqueue(record)
@@ -275,6 +270,7 @@ def _convert(args: argparse.Namespace) -> int:
         dispatcher.wait_finished(len(records), timeout=args.timeout * len(records) + 60)
         dispatcher.stop()
         thread.join()
+        publisher.close()
         failed = 0
         for record in records:
             final = journal.get(record.job_id)

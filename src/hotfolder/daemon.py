@@ -388,6 +388,8 @@ class Daemon:
             self.dispatcher.stop()
         for thread in self._threads:
             thread.join()
+        if self.publisher is not None:
+            self.publisher.close()
         if self.callbacks is not None:
             self.callbacks.stop()
         if self.cleanup is not None:

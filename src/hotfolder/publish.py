@@ -16,6 +16,7 @@ import errno
 import json
 import logging
 import os
+import queue
 import shutil
 import threading
 import time
@@ -29,6 +30,8 @@ from hotfolder.models import ErrorInfo, FileInfo, JobOutcome, JobState, JobStatu
 log = logging.getLogger("hotfolder.publish")
 
 STATUS_SUFFIX = ".status.json"
+#: Work dirs of finished jobs are renamed to this prefix, then removed in the background.
+TRASH_PREFIX = ".trash-"
 _MAX_SUFFIX = 100_000
 #: Longest file name (in bytes) Linux filesystems take; ext4, xfs, btrfs, tmpfs, NFS, SMB.
 NAME_MAX = 255
@@ -173,6 +176,33 @@ class Publisher:
         self.folders = dict(folders)
         self.keep_originals = keep_originals
         self._lock = threading.Lock()
+        # Removing a finished job's work dir is slow (unlink per file) and nobody waits
+        # for it: a reaper thread does it off the publishing path.
+        self._trash: queue.SimpleQueue[Path | None] = queue.SimpleQueue()
+        self._reaper = threading.Thread(target=self._reap, name="hotfolder-reaper", daemon=True)
+        self._reaper.start()
+
+    def _reap(self) -> None:
+        while (path := self._trash.get()) is not None:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def _discard(self, work: Path) -> None:
+        # Renamed first (atomic, instant): a retry may recreate the work dir at once,
+        # and must never find the reaper deleting inside it.
+        trash = work.with_name(f"{TRASH_PREFIX}{work.name}")
+        try:
+            work.rename(trash)
+        except FileNotFoundError:
+            return
+        except OSError:
+            shutil.rmtree(work, ignore_errors=True)
+            return
+        self._trash.put(trash)
+
+    def close(self) -> None:
+        """Finish removing work dirs of finished jobs (at stop)."""
+        self._trash.put(None)
+        self._reaper.join(timeout=60)
 
     def success(self, record: JobRecord, outcome: JobOutcome) -> JobStatus:
         """Publish a successful job: outputs and status to out/, original archived."""
@@ -328,7 +358,7 @@ class Publisher:
         fsync_dir(target)
         self.journal.update(record.job_id, phase="done", state=state.value, result=record.result)
         record.phase = "done"
-        shutil.rmtree(work, ignore_errors=True)
+        self._discard(work)
 
     def _archive(self, record: JobRecord, original: Path, stem: str, rest: str) -> Path | None:
         archive = self.folders[record.folder].archive_dir

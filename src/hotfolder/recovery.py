@@ -19,7 +19,7 @@ from hotfolder.dispatch import Dispatcher
 from hotfolder.journal import Journal
 from hotfolder.models import ErrorInfo, JobState
 from hotfolder.pending import PendingJobs
-from hotfolder.publish import Publisher
+from hotfolder.publish import TRASH_PREFIX, Publisher
 
 log = logging.getLogger("hotfolder.recovery")
 
@@ -87,6 +87,9 @@ def remove_finished_work_dirs(journal: Journal, folders: Mapping[str, FolderSett
         if not jobs.is_dir():
             continue
         for entry in jobs.iterdir():
+            if entry.name.startswith(TRASH_PREFIX):
+                shutil.rmtree(entry, ignore_errors=True)  # a stop before the reaper got to it
+                continue
             record = journal.get(entry.name)
             if record is not None and record.phase == "done":
                 shutil.rmtree(entry, ignore_errors=True)
