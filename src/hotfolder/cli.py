@@ -288,15 +288,21 @@ def _convert(args: argparse.Namespace) -> int:
     return int(ExitCode.FAILURE if failed else ExitCode.OK)
 
 
-def _request(args: argparse.Namespace) -> int:
-    """Leave a cancel/retry request in the journal and wait for the daemon's answer."""
+def _journal_path(args: argparse.Namespace) -> tuple[Any, Path]:
+    """The settings of ``--config`` and where their journal lives."""
     from hotfolder.config import load_settings
-    from hotfolder.control import Answer
     from hotfolder.daemon import journal_path
-    from hotfolder.journal import Journal
 
     settings = load_settings(args.config)
-    path = journal_path(settings)
+    return settings, journal_path(settings)
+
+
+def _request(args: argparse.Namespace) -> int:
+    """Leave a cancel/retry request in the journal and wait for the daemon's answer."""
+    from hotfolder.control import Answer
+    from hotfolder.journal import Journal
+
+    _, path = _journal_path(args)
     if not path.exists():
         print(f"hotfolder: no journal at {path}: the daemon has never run", file=sys.stderr)
         return int(ExitCode.FAILURE)
@@ -329,12 +335,9 @@ def _request(args: argparse.Namespace) -> int:
 def _cleanup(args: argparse.Namespace) -> int:
     """Run the cleanup once, as the daemon's schedule would (stuck jobs need the daemon)."""
     from hotfolder.cleanup import Cleanup
-    from hotfolder.config import load_settings
-    from hotfolder.daemon import journal_path
     from hotfolder.journal import Journal
 
-    settings = load_settings(args.config)
-    path = journal_path(settings)
+    settings, path = _journal_path(args)
     if not path.exists():
         print(f"no journal yet at {path}: nothing to clean", file=sys.stderr)
         return int(ExitCode.OK)
@@ -353,12 +356,9 @@ def _cleanup(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from hotfolder.config import load_settings
-    from hotfolder.daemon import journal_path
     from hotfolder.journal import Journal
 
-    settings = load_settings(args.config)
-    path = journal_path(settings)
+    _, path = _journal_path(args)
     if not path.exists():
         print(f"no journal yet at {path}: the daemon has not run", file=sys.stderr)
         return int(ExitCode.OK if not args.job_id else ExitCode.FAILURE)
@@ -369,17 +369,7 @@ def _status(args: argparse.Namespace) -> int:
             if record is None:
                 print(f"hotfolder: no job {args.job_id}", file=sys.stderr)
                 return int(ExitCode.FAILURE)
-            document = record.status() or {
-                "jobId": record.job_id,
-                "status": record.state,
-                "folder": record.folder,
-                "workflow": record.workflow,
-                "profile": record.profile,
-                "name": record.name,
-                "inputs": [{"name": record.input_name, "bytes": record.input_size}],
-                "attempts": record.attempts,
-                "message": record.message or "",
-            }
+            document = record.document()
             print(json.dumps(document, indent=2, ensure_ascii=False))
             return int(ExitCode.OK)
         records = journal.recent(folder=args.folder, state=args.state, limit=args.limit)

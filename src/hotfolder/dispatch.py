@@ -296,16 +296,7 @@ class Dispatcher:
                 with self._lock:
                     self._unpublished[record.job_id] = (record, outcome, error)
                 continue
-            status = JobStatus.model_validate_json(record.status_json)
-            log.info(
-                "%s folder=%s input=%r published late: %s",
-                status.status.value,
-                record.folder,
-                record.input_name,
-                status.message,
-                extra={"job_id": record.job_id},
-            )
-            self.announce_finished(record, status)
+            self._summarise(record, JobStatus.model_validate_json(record.status_json), late=True)
 
     def _input_unchanged(self, record: JobRecord) -> bool:
         # A writer that kept its file open past the settle time may still have
@@ -350,11 +341,16 @@ class Dispatcher:
             with self._lock:
                 self._unpublished[record.job_id] = (record, outcome, error)
             return
+        self._summarise(record, status)
+
+    def _summarise(self, record: JobRecord, status: JobStatus, *, late: bool = False) -> None:
+        # The one summary line per job, then the listeners.
         log.info(
-            "%s folder=%s input=%r %s",
+            "%s folder=%s input=%r %s%s",
             status.status.value,
             record.folder,
             record.input_name,
+            "published late: " if late else "",
             status.message,
             extra={"job_id": record.job_id},
         )

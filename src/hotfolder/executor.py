@@ -41,6 +41,23 @@ _CTX.set_forkserver_preload(["hotfolder.workflows.runner"])
 _SCRUBBED_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID")
 
 
+def prepare_worker_process(memory_limit_mb: int) -> None:
+    """Set up a process that runs conversions (pool worker or Celery child).
+
+    The OOM killer takes it before its parent, it keeps none of the service's
+    systemd variables, and ``memory_limit_mb`` (0: none) caps its address space.
+    """
+    with contextlib.suppress(OSError):
+        Path("/proc/self/oom_score_adj").write_text("500")
+    for name in _SCRUBBED_ENV:
+        os.environ.pop(name, None)
+    if memory_limit_mb:
+        import resource
+
+        limit = memory_limit_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
 def _exit_when_the_daemon_dies(conn: Connection) -> None:
     """Exit at once when the daemon's end of the pipe closes: the daemon was killed.
 
@@ -72,16 +89,7 @@ def _worker_main(
     _exit_when_the_daemon_dies(conn)
     # The daemon handles SIGINT/SIGTERM and stops workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Under memory pressure the kernel should kill a conversion, not the daemon.
-    with contextlib.suppress(OSError):
-        Path("/proc/self/oom_score_adj").write_text("500")
-    for name in _SCRUBBED_ENV:
-        os.environ.pop(name, None)
-    if memory_limit_mb:
-        import resource
-
-        limit = memory_limit_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    prepare_worker_process(memory_limit_mb)
     from hotfolder.config import WorkflowSettings
     from hotfolder.logs import configure as configure_logging
 

@@ -19,31 +19,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from hotfolder.control import ACTIONS, Answer
-from hotfolder.journal import JobRecord, Journal
+from hotfolder.journal import Journal
 from hotfolder.metrics import CONTENT_TYPE
 
 log = logging.getLogger("hotfolder.http")
 
 #: Hands a cancel or retry request to the daemon.
 Submit = Callable[[str, str], Future[Answer]]
-
-
-def job_document(record: JobRecord) -> dict[str, Any]:
-    """The status JSON of a finished job, or a summary of an unfinished one."""
-    status = record.status()
-    if status is not None and record.phase == "done":
-        return status
-    return {
-        "jobId": record.job_id,
-        "status": record.state,
-        "message": record.message or "",
-        "folder": record.folder,
-        "workflow": record.workflow,
-        "profile": record.profile,
-        "name": record.name,
-        "inputs": [{"name": record.input_name, "bytes": record.input_size}],
-        "attempts": record.attempts,
-    }
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -118,7 +100,7 @@ class _Handler(BaseHTTPRequestHandler):
                     state=query.get("status") or None,
                     limit=limit,
                 )
-                self._send(HTTPStatus.OK, {"jobs": [job_document(r) for r in records]})
+                self._send(HTTPStatus.OK, {"jobs": [r.document() for r in records]})
             elif url.path.startswith("/jobs/"):
                 record = self.server.journal.get(url.path.removeprefix("/jobs/"))
                 if record is None:
@@ -127,7 +109,7 @@ class _Handler(BaseHTTPRequestHandler):
                         {"error": {"code": "not_found", "message": "No job with this id."}},
                     )
                 else:
-                    self._send(HTTPStatus.OK, job_document(record))
+                    self._send(HTTPStatus.OK, record.document())
             else:
                 self._send(
                     HTTPStatus.NOT_FOUND,

@@ -129,6 +129,23 @@ class JobRecord:
         """The final status document, once published."""
         return None if self.status_json is None else dict(json.loads(self.status_json))
 
+    def document(self) -> dict[str, Any]:
+        """The status JSON of a finished job, or a summary of an unfinished one."""
+        status = self.status()
+        if status is not None and self.phase == "done":
+            return status
+        return {
+            "jobId": self.job_id,
+            "status": self.state,
+            "message": self.message or "",
+            "folder": self.folder,
+            "workflow": self.workflow,
+            "profile": self.profile,
+            "name": self.name,
+            "inputs": [{"name": self.input_name, "bytes": self.input_size}],
+            "attempts": self.attempts,
+        }
+
 
 _COLUMNS = tuple(f.name for f in fields(JobRecord))
 

@@ -12,13 +12,11 @@ Also runnable as ``python -m hotfolder.worker --config F [--concurrency N]``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import socket
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from celery.signals import worker_process_init
@@ -27,11 +25,9 @@ from hotfolder.celery_app import make_app
 from hotfolder.celery_settings import CelerySettings
 from hotfolder.config import Settings
 from hotfolder.errors import ExitCode, HotfolderError
+from hotfolder.executor import prepare_worker_process
 
 log = logging.getLogger("hotfolder.worker")
-
-#: Environment variables a worker process (and any engine it starts) must not inherit.
-_SCRUBBED_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID")
 
 
 def run_worker(settings: Settings, celery: CelerySettings, concurrency: int | None = None) -> int:
@@ -83,18 +79,9 @@ def _check_folders(settings: Settings) -> None:
 
 def _limit_children(memory_limit_mb: int) -> None:
     def init(**_: Any) -> None:
-        # Runs in each new worker process, before it takes a job.
-        # Under memory pressure the kernel should kill a conversion, not the Celery
-        # parent: the parent then hands the job to the queue again.
-        with contextlib.suppress(OSError):
-            Path("/proc/self/oom_score_adj").write_text("500")
-        for name in _SCRUBBED_ENV:
-            os.environ.pop(name, None)
-        if memory_limit_mb:
-            import resource
-
-            limit = memory_limit_mb * 1024 * 1024
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        # Runs in each new worker process, before it takes a job. The OOM killer then
+        # takes a conversion, not the Celery parent, which hands the job on again.
+        prepare_worker_process(memory_limit_mb)
 
     # weak=False: the receiver is a closure that nothing else keeps alive.
     worker_process_init.connect(init, weak=False)
