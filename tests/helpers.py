@@ -8,9 +8,31 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
+from hotfolder.workdirs import is_internal
+
 T = TypeVar("T")
+
+
+def job_dirs(jobs: Path) -> list[str]:
+    """Names of the job work dirs in ``jobs`` (a work area's ``jobs`` folder).
+
+    Emptied directories kept for the next job (``.spare-``) and finished ones being
+    emptied (``.trash-``) hold nothing of a job and are left out; a spare holding a
+    file is an error.
+    """
+    if not jobs.is_dir():
+        return []
+    names = []
+    for entry in jobs.iterdir():
+        if not is_internal(entry.name):
+            names.append(entry.name)
+        elif entry.name.startswith(".spare-"):
+            files = [p for p in entry.rglob("*") if not p.is_dir()]
+            assert not files, f"a spare work dir holds files: {files}"
+    return sorted(names)
 
 
 def wait_for(

@@ -31,6 +31,7 @@ from hotfolder.intake import Candidate
 from hotfolder.journal import JobRecord, Journal
 from hotfolder.models import JobState
 from hotfolder.publish import job_name_for
+from hotfolder.workdirs import WorkDirs
 
 log = logging.getLogger("hotfolder.claim")
 
@@ -50,10 +51,54 @@ class ClaimLost(ClaimFailed):
 
 def claim(folder: FolderSettings, candidate: Candidate, journal: Journal) -> JobRecord:
     """Move ``candidate`` into the work area and record it; raise ClaimFailed if it can't be."""
+    result = claim_many(folder, [candidate], journal)[0]
+    if isinstance(result, ClaimFailed):
+        raise result
+    return result
+
+
+def claim_many(
+    folder: FolderSettings,
+    candidates: Sequence[Candidate],
+    journal: Journal,
+    workdirs: WorkDirs | None = None,
+) -> list[JobRecord | ClaimFailed]:
+    """Claim several files with one journal commit; one result per candidate, in order.
+
+    A backlog is claimed a few files at a time, and one fsync for all their rows
+    instead of one each is most of what a claim costs. ``workdirs`` recycles the
+    directories of finished jobs.
+    """
+    records = [_record_for(folder, candidate) for candidate in candidates]
+    if not records:
+        return []
+    journal.insert_many(records)
+    results: list[JobRecord | ClaimFailed] = []
+    for candidate, record in zip(candidates, records, strict=True):
+        work = Path(record.work_dir)
+        try:
+            if workdirs is None:
+                (work / "input").mkdir(parents=True)
+            else:
+                workdirs.create(work)
+            candidate.path.rename(record.work_input)
+        except OSError as exc:
+            journal.delete(record.job_id)
+            _remove_empty(work)
+            if exc.errno == errno.ENOENT and not os.path.lexists(candidate.path):
+                # Several daemons may watch one shared folder: losing the race is normal.
+                results.append(ClaimLost(f"{candidate.path} was taken by another daemon"))
+            else:
+                results.append(ClaimFailed(f"cannot claim {candidate.path}: {exc.strerror}"))
+            continue
+        results.append(record)
+    return results
+
+
+def _record_for(folder: FolderSettings, candidate: Candidate) -> JobRecord:
     job_id = new_job_id()
-    work = folder.work_dir / "jobs" / job_id
     name = candidate.path.name
-    record = JobRecord(
+    return JobRecord(
         job_id=job_id,
         folder=folder.name,
         state=JobState.PENDING.value,
@@ -62,7 +107,7 @@ def claim(folder: FolderSettings, candidate: Candidate, journal: Journal) -> Job
         rel_dir=candidate.rel_dir,
         input_name=name,
         source=str(candidate.path),
-        work_dir=str(work),
+        work_dir=str(folder.work_dir / "jobs" / job_id),
         workflow=folder.workflow,
         profile=folder.profile,
         kind="file" if candidate.signature.regular else "rejected",
@@ -70,18 +115,6 @@ def claim(folder: FolderSettings, candidate: Candidate, journal: Journal) -> Job
         input_mtime=candidate.signature.mtime_ns,
         created_at=time.time(),
     )
-    journal.insert(record)
-    try:
-        (work / "input").mkdir(parents=True)
-        candidate.path.rename(record.work_input)
-    except OSError as exc:
-        journal.delete(job_id)
-        _remove_empty(work)
-        if exc.errno == errno.ENOENT and not os.path.lexists(candidate.path):
-            # Several daemons may watch one shared folder: losing the race is normal.
-            raise ClaimLost(f"{candidate.path} was taken by another daemon") from exc
-        raise ClaimFailed(f"cannot claim {candidate.path}: {exc.strerror}") from exc
-    return record
 
 
 def recover_claim(record: JobRecord) -> bool:

@@ -32,7 +32,8 @@ from prometheus_client import Counter
 
 from hotfolder.config import CleanupSettings, FolderSettings
 from hotfolder.journal import JobRecord, Journal
-from hotfolder.publish import STATUS_SUFFIX, TRASH_PREFIX, place_unique
+from hotfolder.publish import STATUS_SUFFIX, place_unique
+from hotfolder.workdirs import is_internal
 
 log = logging.getLogger("hotfolder.cleanup")
 
@@ -79,8 +80,8 @@ def orphaned_work_dirs(
         if not jobs.is_dir():
             continue
         for entry in sorted(jobs.iterdir()):
-            if entry.name.startswith(TRASH_PREFIX):
-                continue  # a finished job's work dir on its way out
+            if is_internal(entry.name):
+                continue  # a finished job's work dir on its way out, or a spare
             if not known(entry.name) and _older(entry, now - grace):
                 found.append((folder, entry))
     return found

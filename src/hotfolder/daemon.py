@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 
 from hotfolder.callbacks import CallbackSender
-from hotfolder.claim import ClaimFailed, ClaimLost, claim
+from hotfolder.claim import ClaimFailed, ClaimLost, claim_many
 from hotfolder.cleanup import KINDS, Cleanup, scheduled_cleanup
 from hotfolder.config import FolderSettings, Settings
 from hotfolder.control import Control
@@ -278,21 +278,23 @@ class Daemon:
             return False
         room = self.dispatcher.room(name)
         folder = self.folders[name]
+        files = []
         for candidate in intake.take(room):
             if folder.manifests != "off" and is_manifest(candidate.path.name):
                 assert self.pending is not None
                 self.pending.arrive(folder, candidate)
-                continue
-            try:
-                record = claim(self.folders[name], candidate, self.journal)
-            except ClaimLost as exc:
-                log.debug("%s", exc)
-                continue
-            except ClaimFailed as exc:
-                log.error("%s; it stays in the input folder", exc)
+            else:
+                files.append(candidate)
+        assert self.publisher is not None
+        results = claim_many(folder, files, self.journal, self.publisher.workdirs)
+        for candidate, result in zip(files, results, strict=True):
+            if isinstance(result, ClaimLost):
+                log.debug("%s", result)
+            elif isinstance(result, ClaimFailed):
+                log.error("%s; it stays in the input folder", result)
                 intake.block(candidate)
-                continue
-            self.dispatcher.enqueue(record)
+            else:
+                self.dispatcher.enqueue(result)
         return intake.ready_count() > 0
 
     def _supervise_watches(self) -> None:

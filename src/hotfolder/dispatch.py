@@ -1,14 +1,19 @@
 """The dispatcher: queue → worker pool → publish, with bounded retries.
 
-One thread owns the queue, the pool and every journal transition of a
-running job, so there are no races on a job's state. Intake hands it claimed
-jobs with :meth:`Dispatcher.enqueue` (thread-safe); listeners hear about every
-finished job and can never break it.
+One thread owns the queue and the pool: it hands a freed worker its next job
+the moment a result arrives. Everything that waits for a disk (publishing and
+the journal writes of starting and finishing jobs) runs in a second thread,
+fed in order through one queue and working in batches, so that workers never
+wait for an fsync. Intake hands the dispatcher claimed jobs with
+:meth:`Dispatcher.enqueue` (thread-safe); listeners hear about every finished
+job and can never break it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -22,7 +27,7 @@ from hotfolder.jobqueue import FairQueue
 from hotfolder.jobspec import job_spec
 from hotfolder.journal import JobRecord, Journal
 from hotfolder.models import ErrorInfo, JobOutcome, JobSpec, JobState, JobStatus
-from hotfolder.publish import Publisher
+from hotfolder.publish import Publication, Publisher
 
 log = logging.getLogger("hotfolder.dispatch")
 
@@ -69,9 +74,16 @@ class Dispatcher:
         self._cancels: list[tuple[str, str, Future[bool]]] = []
         self._records: dict[str, JobRecord] = {}
         #: Finished jobs whose files could not be placed yet (out/ unwritable, disk
-        #: full), with what _finish needs to try again.
-        self._unpublished: dict[str, tuple[JobRecord, JobOutcome | None, ErrorInfo | None]] = {}
+        #: full), with what publishing them needs (None once the plan is journaled).
+        self._unpublished: dict[str, tuple[JobRecord, Publication | None]] = {}
         self._next_publish_try = 0.0
+        #: Work for the publishing thread, in order: journal changes of started and
+        #: retried jobs (job id, columns) and finished jobs to publish; None stops it.
+        self._outbox: queue.SimpleQueue[tuple[str, dict[str, object]] | Publication | None] = (
+            queue.SimpleQueue()
+        )
+        #: Jobs handed to the publishing thread and not yet published.
+        self._publishing: set[str] = set()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._idle = threading.Condition()
@@ -112,14 +124,14 @@ class Dispatcher:
         with self._lock:
             if any(record.job_id == job_id for record in self._inbox):
                 return True
-            if job_id in self._unpublished:
+            if job_id in self._unpublished or job_id in self._publishing:
                 return True
         return job_id in self._records
 
     def park_unpublished(self, record: JobRecord) -> None:
         """A job in phase ``publishing`` that recovery could not place: try it again later."""
         with self._lock:
-            self._unpublished[record.job_id] = (record, None, None)
+            self._unpublished[record.job_id] = (record, None)
 
     def unpublished(self) -> int:
         """How many finished jobs wait for their folder to become writable."""
@@ -147,6 +159,17 @@ class Dispatcher:
 
     def run(self) -> None:
         """Dispatch until :meth:`stop`, then drain running jobs."""
+        publishing = threading.Thread(
+            target=self._publish_loop, name="hotfolder-publish", daemon=True
+        )
+        publishing.start()
+        try:
+            self._run()
+        finally:
+            self._outbox.put(None)
+            publishing.join()
+
+    def _run(self) -> None:
         while not self._stopping.is_set():
             self._take_inbox()
             self._take_cancels()
@@ -161,10 +184,51 @@ class Dispatcher:
                 # Hand freed workers their next job before publishing: publishing is
                 # serial fsync work, and workers would idle through it.
                 self._dispatch()
-            for spec, outcome in results:
-                self._handle(spec, outcome)
-        for spec, outcome in self.pool.stop(self.settings.drain_timeout):
-            self._handle(spec, outcome)
+            self._handle_all(results)
+        self._handle_all(self.pool.stop(self.settings.drain_timeout))
+
+    def _handle_all(self, results: list[tuple[JobSpec, JobOutcome]]) -> None:
+        for spec, outcome in results:
+            item = self._handle(spec, outcome)
+            if item is not None:
+                self._hand_over(item)
+
+    def _hand_over(self, item: Publication) -> None:
+        # Every journal write of a job goes through the one queue, in order: a job's
+        # "running" must never land after its "done".
+        self._records.pop(item.record.job_id, None)
+        with self._lock:
+            self._publishing.add(item.record.job_id)
+        self._outbox.put(item)
+
+    def _publish_loop(self) -> None:
+        # The publishing thread. It takes everything queued at once: jobs finished
+        # meanwhile are published in one batch, with one journal fsync and one fsync
+        # per folder for all of them (see Publisher.publish).
+        while True:
+            batch = [self._outbox.get()]
+            with contextlib.suppress(queue.Empty):
+                while len(batch) < 256:
+                    batch.append(self._outbox.get_nowait())
+            changes = [entry for entry in batch if isinstance(entry, tuple)]
+            finished = [entry for entry in batch if isinstance(entry, Publication)]
+            try:
+                if changes:
+                    # "running" and "queued again" are not fsynced on their own (the
+                    # next durable commit carries them): a restart queues "running"
+                    # jobs exactly like "queued" ones.
+                    self.journal.update_many(changes, durable=False)
+                if finished:
+                    self._publish(finished)
+            except Exception:
+                log.exception("publishing failed; trying again every %g s", PUBLISH_RETRY_SECONDS)
+                with self._lock:
+                    for item in finished:
+                        if item.record.job_id in self._publishing:
+                            self._unpublished[item.record.job_id] = (item.record, item)
+                            self._publishing.discard(item.record.job_id)
+            if None in batch:
+                return
 
     def _take_inbox(self) -> None:
         with self._lock:
@@ -213,12 +277,17 @@ class Dispatcher:
         record.started_at = time.time()
         record.state = JobState.PROCESSING.value
         record.phase = "running"
-        self.journal.update(
-            record.job_id,
-            phase="running",
-            state=record.state,
-            started_at=record.started_at,
-            attempts=record.attempts,
+        # Journaled by the publishing thread: the worker should not wait for it.
+        self._outbox.put(
+            (
+                record.job_id,
+                {
+                    "phase": "running",
+                    "state": record.state,
+                    "started_at": record.started_at,
+                    "attempts": record.attempts,
+                },
+            )
         )
         spec = job_spec(record, folder)
         self.pool.submit(spec, folder.timeout)
@@ -238,10 +307,11 @@ class Dispatcher:
         )
         self._finish(record, error=ErrorInfo(code=error.code, message=error.message))
 
-    def _handle(self, spec: JobSpec, outcome: JobOutcome) -> None:
+    def _handle(self, spec: JobSpec, outcome: JobOutcome) -> Publication | None:
+        # What to publish for this result, or None (cancelled meanwhile, or retried).
         record = self._records.get(spec.job_id)
         if record is None:
-            return  # cancelled while running
+            return None  # cancelled while running
         if outcome.ok and not self._input_unchanged(record):
             outcome = _changed_outcome(spec)
             info = record.work_input.lstat()
@@ -250,8 +320,7 @@ class Dispatcher:
                 record.job_id, input_size=record.input_size, input_mtime=record.input_mtime
             )
         if outcome.ok:
-            self._finish(record, outcome=outcome)
-            return
+            return self._publication(record, outcome=outcome)
         assert outcome.error is not None
         if outcome.retryable and record.attempts <= self.settings.retries:
             backoff = self.settings.retry_backoff * 2 ** (record.attempts - 1)
@@ -264,19 +333,23 @@ class Dispatcher:
                 backoff,
                 extra={"job_id": record.job_id},
             )
-            self.journal.update(
-                record.job_id,
-                phase="queued",
-                state=record.state,
-                not_before=record.not_before,
-                error_code=outcome.error.code,
-                message=outcome.message,
+            self._outbox.put(
+                (
+                    record.job_id,
+                    {
+                        "phase": "queued",
+                        "state": record.state,
+                        "not_before": record.not_before,
+                        "error_code": outcome.error.code,
+                        "message": outcome.message,
+                    },
+                )
             )
             now = self._clock()
             self.queue.put(record.folder, record.job_id, now + backoff, now)
             self._notify("job_retried", record, outcome.error.code)
-            return
-        self._finish(record, outcome=outcome, error=outcome.error)
+            return None
+        return self._publication(record, outcome=outcome, error=outcome.error)
 
     def _retry_publishing(self) -> None:
         if not self._unpublished or self._clock() < self._next_publish_try:
@@ -284,9 +357,10 @@ class Dispatcher:
         self._next_publish_try = self._clock() + PUBLISH_RETRY_SECONDS
         with self._lock:
             waiting, self._unpublished = self._unpublished, {}
-        for record, outcome, error in waiting.values():
+        for record, item in waiting.values():
             if record.status_json is None:
-                self._finish(record, outcome=outcome, error=error)  # parks it again on failure
+                assert item is not None  # parked before its plan was journaled
+                self._publish([item])  # parks it again on failure
                 continue
             # The plan is in the journal: carry it out, exactly as recovery does.
             try:
@@ -294,7 +368,7 @@ class Dispatcher:
             except OSError as exc:
                 log.debug("still cannot publish: %s", exc, extra={"job_id": record.job_id})
                 with self._lock:
-                    self._unpublished[record.job_id] = (record, outcome, error)
+                    self._unpublished[record.job_id] = (record, item)
                 continue
             self._summarise(record, JobStatus.model_validate_json(record.status_json), late=True)
 
@@ -314,34 +388,49 @@ class Dispatcher:
         outcome: JobOutcome | None = None,
         error: ErrorInfo | None = None,
     ) -> None:
-        self._records.pop(record.job_id, None)
-        try:
-            if error is None and outcome is not None:
-                status = self.publisher.success(record, outcome)
-            else:
-                assert error is not None
-                status = self.publisher.failure(
-                    record,
-                    error,
-                    inputs=list(outcome.inputs) if outcome else None,
-                    warnings=list(outcome.warnings) if outcome else None,
-                    state=JobState.ABORTED if error.code == Aborted.code else JobState.FAILED,
+        self._hand_over(self._publication(record, outcome=outcome, error=error))
+
+    def _publication(
+        self,
+        record: JobRecord,
+        *,
+        outcome: JobOutcome | None = None,
+        error: ErrorInfo | None = None,
+    ) -> Publication:
+        if error is None and outcome is not None:
+            return self.publisher.succeeded(record, outcome)
+        assert error is not None
+        return self.publisher.failed(
+            record,
+            error,
+            inputs=list(outcome.inputs) if outcome else None,
+            warnings=list(outcome.warnings) if outcome else None,
+            state=JobState.ABORTED if error.code == Aborted.code else JobState.FAILED,
+        )
+
+    def _publish(self, items: list[Publication]) -> None:
+        # Runs in the publishing thread, and in the dispatcher's for cancelled,
+        # rejected and parked jobs; the Publisher's lock keeps the two apart.
+        for item, result in zip(items, self.publisher.publish(items), strict=True):
+            record = item.record
+            if isinstance(result, OSError):
+                # Publishing itself failed (out/ or error/ not writable, disk full).
+                # The result is kept (in the journal too, once the plan was committed)
+                # and placing it is tried again every PUBLISH_RETRY_SECONDS, so the job
+                # ends as soon as the folder can be written, without a restart.
+                log.error(
+                    "could not be published (%s); trying again every %g s",
+                    result,
+                    PUBLISH_RETRY_SECONDS,
+                    extra={"job_id": record.job_id},
                 )
-        except OSError as exc:
-            # Publishing itself failed (out/ or error/ not writable, disk full). The
-            # result is kept (in the journal too, once the plan was committed) and
-            # placing it is tried again every PUBLISH_RETRY_SECONDS, so the job ends
-            # as soon as the folder can be written, without a restart.
-            log.error(
-                "could not be published (%s); trying again every %g s",
-                exc,
-                PUBLISH_RETRY_SECONDS,
-                extra={"job_id": record.job_id},
-            )
+                with self._lock:
+                    self._unpublished[record.job_id] = (record, item)
+                    self._publishing.discard(record.job_id)
+                continue
             with self._lock:
-                self._unpublished[record.job_id] = (record, outcome, error)
-            return
-        self._summarise(record, status)
+                self._publishing.discard(record.job_id)
+            self._summarise(record, result)
 
     def _summarise(self, record: JobRecord, status: JobStatus, *, late: bool = False) -> None:
         # The one summary line per job, then the listeners.
@@ -358,9 +447,9 @@ class Dispatcher:
 
     def announce_finished(self, record: JobRecord, status: JobStatus) -> None:
         """Tell listeners a job ended (also for jobs that ended before reaching the queue)."""
-        self.finished_count += 1
         self._notify("job_finished", record, status)
         with self._idle:
+            self.finished_count += 1
             self._idle.notify_all()
 
     def _notify(self, event: str, *args: object) -> None:

@@ -16,22 +16,21 @@ import errno
 import json
 import logging
 import os
-import queue
 import shutil
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hotfolder.config import FolderSettings
 from hotfolder.journal import JobRecord, Journal
 from hotfolder.models import ErrorInfo, FileInfo, JobOutcome, JobState, JobStatus, iso_utc
+from hotfolder.workdirs import WorkDirs
 
 log = logging.getLogger("hotfolder.publish")
 
 STATUS_SUFFIX = ".status.json"
-#: Work dirs of finished jobs are renamed to this prefix, then removed in the background.
-TRASH_PREFIX = ".trash-"
 _MAX_SUFFIX = 100_000
 #: Longest file name (in bytes) Linux filesystems take; ext4, xfs, btrfs, tmpfs, NFS, SMB.
 NAME_MAX = 255
@@ -77,14 +76,19 @@ def fit_name(job_name: str, rests: list[str], suffix: str = "") -> str:
     return "".join(kept) + suffix
 
 
-def free_name(directory: Path, job_name: str, rests: list[str]) -> str:
+def free_name(
+    directory: Path, job_name: str, rests: list[str], reserved: Set[Path] = frozenset()
+) -> str:
     """Return ``job_name`` or ``job_name_N`` such that no ``<name><rest>`` exists yet.
 
-    The name is shortened where it would not fit NAME_MAX (:func:`fit_name`).
+    Paths in ``reserved`` count as taken (names chosen for jobs of the same batch
+    that are not placed yet). The name is shortened where it would not fit
+    NAME_MAX (:func:`fit_name`).
     """
     for n in range(1, _MAX_SUFFIX):
         candidate = fit_name(job_name, rests, "" if n == 1 else f"_{n}")
-        if not any(os.path.lexists(directory / f"{candidate}{rest}") for rest in rests):
+        paths = [directory / f"{candidate}{rest}" for rest in rests]
+        if not any(path in reserved or os.path.lexists(path) for path in paths):
             return candidate
     raise FileExistsError(errno.EEXIST, f"no free name for {job_name!r} in {directory}")
 
@@ -166,60 +170,82 @@ def place_unique(src: Path, directory: Path, job_name: str, rest: str) -> Path:
         name = free_name(directory, job_name, [rest])
 
 
+@dataclass
+class Publication:
+    """A finished job's result, ready to be published (see :meth:`Publisher.publish`)."""
+
+    record: JobRecord
+    #: The folder the outputs or the original and the status go to.
+    target: Path
+    state: JobState
+    message: str
+    inputs: list[FileInfo] = field(default_factory=list)
+    outputs: list[Path] = field(default_factory=list)
+    output_info: list[FileInfo] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: ErrorInfo | None = None
+
+
 class Publisher:
     """Places the results of finished jobs; one lock keeps name choices race-free."""
 
     def __init__(
-        self, journal: Journal, folders: Mapping[str, FolderSettings], *, keep_originals: bool
+        self,
+        journal: Journal,
+        folders: Mapping[str, FolderSettings],
+        *,
+        keep_originals: bool,
+        workdirs: WorkDirs | None = None,
     ) -> None:
         self.journal = journal
         self.folders = dict(folders)
         self.keep_originals = keep_originals
         self._lock = threading.Lock()
-        # Removing a finished job's work dir is slow (unlink per file) and nobody waits
-        # for it: a reaper thread does it off the publishing path.
-        self._trash: queue.SimpleQueue[Path | None] = queue.SimpleQueue()
-        self._reaper = threading.Thread(target=self._reap, name="hotfolder-reaper", daemon=True)
-        self._reaper.start()
-
-    def _reap(self) -> None:
-        while (path := self._trash.get()) is not None:
-            shutil.rmtree(path, ignore_errors=True)
-
-    def _discard(self, work: Path) -> None:
-        # Renamed first (atomic, instant): a retry may recreate the work dir at once,
-        # and must never find the reaper deleting inside it.
-        trash = work.with_name(f"{TRASH_PREFIX}{work.name}")
-        try:
-            work.rename(trash)
-        except FileNotFoundError:
-            return
-        except OSError:
-            shutil.rmtree(work, ignore_errors=True)
-            return
-        self._trash.put(trash)
+        #: Makes and recycles job work dirs (claims take them from here too).
+        self.workdirs = workdirs or WorkDirs()
 
     def close(self) -> None:
-        """Finish removing work dirs of finished jobs (at stop)."""
-        self._trash.put(None)
-        self._reaper.join(timeout=60)
+        """Finish tidying the work dirs of finished jobs (at stop)."""
+        self.workdirs.close()
+
+    def succeeded(self, record: JobRecord, outcome: JobOutcome) -> Publication:
+        """What publishing a successful job places: outputs and status in out/."""
+        folder = self.folders[record.folder]
+        return Publication(
+            record=record,
+            target=folder.output_dir / record.rel_dir,
+            state=JobState.SUCCESS,
+            message=outcome.message,
+            inputs=list(outcome.inputs),
+            outputs=[Path(p) for p in outcome.outputs],
+            output_info=list(outcome.output_info),
+            warnings=list(outcome.warnings),
+        )
+
+    def failed(
+        self,
+        record: JobRecord,
+        error: ErrorInfo,
+        *,
+        inputs: list[FileInfo] | None = None,
+        warnings: list[str] | None = None,
+        state: JobState = JobState.FAILED,
+    ) -> Publication:
+        """What publishing a failed or aborted job places: original and status in error/."""
+        folder = self.folders[record.folder]
+        return Publication(
+            record=record,
+            target=folder.error_dir / record.rel_dir,
+            state=state,
+            message=error.message,
+            inputs=inputs or [],
+            warnings=warnings or [],
+            error=error,
+        )
 
     def success(self, record: JobRecord, outcome: JobOutcome) -> JobStatus:
         """Publish a successful job: outputs and status to out/, original archived."""
-        folder = self.folders[record.folder]
-        outputs = [Path(p) for p in outcome.outputs]
-        target = folder.output_dir / record.rel_dir
-        return self._publish(
-            record,
-            target,
-            JobState.SUCCESS,
-            outcome.message,
-            outcome.inputs,
-            outputs,
-            list(outcome.output_info),
-            outcome.warnings,
-            None,
-        )
+        return self._one(self.succeeded(record, outcome))
 
     def failure(
         self,
@@ -231,88 +257,138 @@ class Publisher:
         state: JobState = JobState.FAILED,
     ) -> JobStatus:
         """Publish a failed or aborted job: original and status to error/."""
-        folder = self.folders[record.folder]
-        target = folder.error_dir / record.rel_dir
-        return self._publish(
-            record, target, state, error.message, inputs or [], [], [], warnings or [], error
-        )
+        return self._one(self.failed(record, error, inputs=inputs, warnings=warnings, state=state))
 
-    def _publish(
-        self,
-        record: JobRecord,
-        target: Path,
-        state: JobState,
-        message: str,
-        inputs: list[FileInfo],
-        outputs: list[Path],
-        output_info: list[FileInfo],
-        warnings: list[str],
-        error: ErrorInfo | None,
-    ) -> JobStatus:
-        # No file system change before the plan is committed: if out/ or error/ cannot
-        # be written, the job stays in phase "publishing" with its result, and placing
-        # it can be tried again (_place_all creates the target).
+    def _one(self, item: Publication) -> JobStatus:
+        result = self.publish([item])[0]
+        if isinstance(result, OSError):
+            raise result
+        return result
+
+    def publish(self, items: Sequence[Publication]) -> list[JobStatus | OSError]:
+        """Publish several finished jobs; one result per item, in order.
+
+        The plans of all of them are committed together, and each folder they
+        go to is fsynced once: under load that is one journal fsync and one
+        directory fsync for a batch instead of for every job. An item that
+        cannot be placed (its folder not writable, a full disk) gets the
+        OSError; its plan is in the journal, so :meth:`resume` can finish it.
+        """
+        results: list[JobStatus | OSError] = []
+        with self._lock:
+            reserved: set[Path] = set()
+            planned: list[tuple[int, JobRecord]] = []
+            plans: list[tuple[str, dict[str, object]]] = []
+            for slot, item in enumerate(items):
+                try:
+                    status, plan = self._plan(item, reserved)
+                except OSError as exc:
+                    results.append(exc)
+                    continue
+                results.append(status)
+                planned.append((slot, item.record))
+                plans.append((item.record.job_id, plan))
+            # No file system change before the plans are committed: if out/ or error/
+            # cannot be written, a job stays in phase "publishing" with its result,
+            # and placing it can be tried again (_place creates the target).
+            self.journal.update_many(plans)
+            for slot, failure in self._place_many(planned).items():
+                results[slot] = failure
+        return results
+
+    def resume(self, record: JobRecord) -> None:
+        """Finish a publish that a crash (or an unwritable folder) interrupted."""
+        with self._lock:
+            failed = self._place_many([(0, record)])
+        if failed:
+            raise failed[0]
+
+    def _plan(self, item: Publication, reserved: set[Path]) -> tuple[JobStatus, dict[str, object]]:
+        # Decides the published name and the status document; fills in the record and
+        # returns the journal columns of phase "publishing".
+        record, outputs = item.record, item.outputs
         rests = [_rest(path.name, record.name) for path in outputs] + [STATUS_SUFFIX]
-        if state is not JobState.SUCCESS and not self.keep_originals:
+        if item.state is not JobState.SUCCESS and not self.keep_originals:
             rests.append(_rest(record.input_name, record.name))
+        inputs = item.inputs
         if not inputs:
             sizes = [record.input_size] + [0] * (len(record.input_names) - 1)
             inputs = [
                 FileInfo(name=input_name, bytes=size, sha256="")
                 for input_name, size in zip(record.input_names, sizes, strict=True)
             ]
-        with self._lock:
-            name = free_name(target, record.name, rests)
-            finished = time.time()
-            status = JobStatus(
-                job_id=record.job_id,
-                status=state,
-                message=message,
-                folder=record.folder,
-                workflow=record.workflow,
-                profile=record.profile,
-                name=name,
-                inputs=inputs,
-                outputs=[
-                    info.model_copy(update={"name": f"{name}{_rest(path.name, record.name)}"})
-                    for path, info in zip(outputs, output_info, strict=True)
-                ],
-                created_at=iso_utc(record.created_at),
-                started_at=iso_utc(record.started_at) if record.started_at else None,
-                finished_at=iso_utc(finished),
-                duration_seconds=round(finished - (record.started_at or record.created_at), 3),
-                attempts=record.attempts,
-                error=error,
-                warnings=warnings,
-            )
-            plan = {
-                "target": str(target),
-                "outputs": [str(p) for p in outputs],
-            }
-            record.published_name = name
-            record.status_json = status.to_json()
-            record.result = _dumps(plan)
-            record.finished_at = finished
-            record.state = state.value
-            self.journal.update(
-                record.job_id,
-                phase="publishing",
-                published_name=name,
-                status_json=record.status_json,
-                result=record.result,
-                finished_at=finished,
-                error_code=error.code if error else None,
-                message=message,
-            )
-            self._place_all(record)
-        return status
+        name = free_name(item.target, record.name, rests, reserved)
+        reserved.update(item.target / f"{name}{rest}" for rest in rests)
+        finished = time.time()
+        status = JobStatus(
+            job_id=record.job_id,
+            status=item.state,
+            message=item.message,
+            folder=record.folder,
+            workflow=record.workflow,
+            profile=record.profile,
+            name=name,
+            inputs=inputs,
+            outputs=[
+                info.model_copy(update={"name": f"{name}{_rest(path.name, record.name)}"})
+                for path, info in zip(outputs, item.output_info, strict=True)
+            ],
+            created_at=iso_utc(record.created_at),
+            started_at=iso_utc(record.started_at) if record.started_at else None,
+            finished_at=iso_utc(finished),
+            duration_seconds=round(finished - (record.started_at or record.created_at), 3),
+            attempts=record.attempts,
+            error=item.error,
+            warnings=item.warnings,
+        )
+        record.published_name = name
+        record.status_json = status.to_json()
+        record.result = _dumps({"target": str(item.target), "outputs": [str(p) for p in outputs]})
+        record.finished_at = finished
+        record.state = item.state.value
+        return status, {
+            "phase": "publishing",
+            "published_name": name,
+            "status_json": record.status_json,
+            "result": record.result,
+            "finished_at": finished,
+            "error_code": item.error.code if item.error else None,
+            "message": item.message,
+        }
 
-    def resume(self, record: JobRecord) -> None:
-        """Finish a publish that a crash interrupted (phase ``publishing``)."""
-        with self._lock:
-            self._place_all(record)
+    def _place_many(self, planned: list[tuple[int, JobRecord]]) -> dict[int, OSError]:
+        # Places every planned (slot, record), fsyncs each folder touched once, then
+        # commits phase "done" for all that were placed. Returns the slots that could
+        # not be placed, with why.
+        failed: dict[int, OSError] = {}
+        placed: list[JobRecord] = []
+        touched: set[Path] = set()
+        for slot, record in planned:
+            try:
+                touched |= self._place(record)
+            except OSError as exc:
+                failed[slot] = exc
+                continue
+            placed.append(record)
+        try:
+            for directory in sorted(touched):
+                fsync_dir(directory)
+        except OSError as exc:
+            done = {id(record) for record in placed}
+            return failed | {slot: exc for slot, record in planned if id(record) in done}
+        self.journal.update_many(
+            [
+                (record.job_id, {"phase": "done", "state": record.state, "result": record.result})
+                for record in placed
+            ]
+        )
+        for record in placed:
+            record.phase = "done"
+            self.workdirs.discard(Path(record.work_dir))
+        return failed
 
-    def _place_all(self, record: JobRecord) -> None:
+    def _place(self, record: JobRecord) -> set[Path]:
+        # Carries out one plan; returns the folders whose new entries need an fsync.
         assert record.status_json is not None and record.result is not None
         assert record.published_name is not None
         plan = json.loads(record.result)
@@ -320,8 +396,10 @@ class Publisher:
         target = Path(plan["target"])
         name = record.published_name
         target.mkdir(parents=True, exist_ok=True)
+        touched = {target}
         work = Path(record.work_dir)
         state = JobState(status["status"])
+        record.state = state.value
         if state is not JobState.SUCCESS:
             # What a failed attempt wrote is never published. Removed first, so that on a
             # full disk (the usual reason it failed) the status file still has room.
@@ -351,14 +429,13 @@ class Publisher:
                     placed = place_unique(original, target, name if shares else own, rest)
                 else:
                     placed = self._archive(record, original, own, rest)
+                    if placed is not None:
+                        touched.add(placed.parent)
                 originals.append(str(placed) if placed else None)
         # Where the originals went: what `hotfolder retry` moves back.
         plan["originals"] = originals
         record.result = _dumps(plan)
-        fsync_dir(target)
-        self.journal.update(record.job_id, phase="done", state=state.value, result=record.result)
-        record.phase = "done"
-        self._discard(work)
+        return touched
 
     def _archive(self, record: JobRecord, original: Path, stem: str, rest: str) -> Path | None:
         archive = self.folders[record.folder].archive_dir
@@ -367,9 +444,7 @@ class Publisher:
             return None
         where = archive / record.rel_dir
         where.mkdir(parents=True, exist_ok=True)
-        placed = place_unique(original, where, stem, rest)
-        fsync_dir(where)
-        return placed
+        return place_unique(original, where, stem, rest)
 
     def take_back(self, record: JobRecord) -> int:
         """Move a failed job's originals from error/ back into its work area (retry).

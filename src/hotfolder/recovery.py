@@ -19,7 +19,8 @@ from hotfolder.dispatch import Dispatcher
 from hotfolder.journal import Journal
 from hotfolder.models import ErrorInfo, JobState
 from hotfolder.pending import PendingJobs
-from hotfolder.publish import TRASH_PREFIX, Publisher
+from hotfolder.publish import Publisher
+from hotfolder.workdirs import is_internal, remove
 
 log = logging.getLogger("hotfolder.recovery")
 
@@ -87,8 +88,8 @@ def remove_finished_work_dirs(journal: Journal, folders: Mapping[str, FolderSett
         if not jobs.is_dir():
             continue
         for entry in jobs.iterdir():
-            if entry.name.startswith(TRASH_PREFIX):
-                shutil.rmtree(entry, ignore_errors=True)  # a stop before the reaper got to it
+            if is_internal(entry.name):
+                remove(entry)  # a stop before the reaper got to it, or a spare
                 continue
             record = journal.get(entry.name)
             if record is not None and record.phase == "done":

@@ -25,7 +25,7 @@ import pikepdf
 import pytest
 import redis
 
-from tests.helpers import free_port, wait_for
+from tests.helpers import free_port, job_dirs, wait_for
 from tests.integration.conftest import REPO, HotfolderProcess, toml_value
 from tests.samples import pdf_bytes
 
@@ -150,8 +150,7 @@ def start_all(daemon: HotfolderProcess, pool: list[Worker]) -> None:
 
 
 def work_area_empty(daemon: HotfolderProcess, folder: str) -> bool:
-    jobs = daemon.root / folder / ".hotfolder" / "jobs"
-    return not jobs.is_dir() or not any(jobs.iterdir())
+    return not job_dirs(daemon.root / folder / ".hotfolder" / "jobs")
 
 
 def metric(port: int, name: str) -> float | None:

@@ -21,12 +21,14 @@ from pathlib import Path
 
 import pikepdf
 
-from tests.helpers import wait_for
+from tests.helpers import job_dirs, wait_for
 from tests.integration.conftest import REPO
 from tests.samples import pdf_bytes
 
 TOTAL = 500
 KILLS = 20
+#: Pages per document: enough work per job that a kill lands while some is left.
+PAGES = 120
 
 
 def spawn(daemon) -> None:
@@ -70,7 +72,7 @@ class VisibleFilesChecker(threading.Thread):
                 json.loads(path.read_bytes())
             elif path.suffix == ".pdf":
                 with pikepdf.open(path) as pdf:
-                    assert len(pdf.pages) == 30
+                    assert len(pdf.pages) == PAGES
             else:
                 self.broken.append(f"unexpected file {path}")
         except FileNotFoundError:
@@ -95,9 +97,9 @@ def test_20_kill_9_at_random_moments_of_a_500_file_run(hotfolder) -> None:
     def drop(count: int) -> None:
         for _ in range(count):
             name = f"doc{len(dropped):03d}.pdf"
-            # 30 pages: enough work per job that a kill lands while some is left
+            # PAGES pages: enough work per job that a kill lands while some is left
             # (the daemon takes one-page files faster than a kill can be aimed).
-            data = pdf_bytes(pages=30, text=f"document {len(dropped)}")
+            data = pdf_bytes(pages=PAGES, text=f"document {len(dropped)}")
             # Written elsewhere and renamed in, as a careful producer does: the test is
             # about the daemon's crashes, not about settling half-written files.
             temp = daemon.root / f".{name}"
@@ -145,7 +147,7 @@ def test_20_kill_9_at_random_moments_of_a_500_file_run(hotfolder) -> None:
     )
     assert daemon.files("chaos", "archive") == names
     assert daemon.files("chaos", "error") == [] and daemon.files("chaos", "in") == []
-    assert not list((daemon.root / "chaos/.hotfolder/jobs").iterdir())
+    assert not job_dirs(daemon.root / "chaos/.hotfolder/jobs")
     statuses = {s["inputs"][0]["name"]: s for s in daemon.statuses("chaos")}
     assert len({s["jobId"] for s in statuses.values()}) == TOTAL
     out, archive = daemon.dir("chaos", "out"), daemon.dir("chaos", "archive")

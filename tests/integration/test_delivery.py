@@ -13,7 +13,7 @@ import pikepdf
 import pytest
 from PIL import Image
 
-from tests.helpers import wait_for
+from tests.helpers import job_dirs, wait_for
 from tests.samples import pdf_bytes, png_bytes
 
 
@@ -103,9 +103,7 @@ def test_burst_of_300_files_all_finish_exactly_once(hotfolder) -> None:
     assert daemon.files("burst", "in") == []
     assert {s["status"] for s in daemon.statuses("burst")} == {"success"}
     assert len({s["jobId"] for s in daemon.statuses("burst")}) == 300
-    wait_for(
-        lambda: not list((daemon.root / "burst/.hotfolder/jobs").iterdir()), what="empty work area"
-    )
+    wait_for(lambda: not job_dirs(daemon.root / "burst/.hotfolder/jobs"), what="empty work area")
 
 
 @pytest.mark.slow
@@ -129,7 +127,7 @@ def test_kill_9_during_processing_then_restart_gives_exactly_one_result_each(hot
     )
     assert daemon.files("k", "archive") == [f"doc{i:02d}.pdf" for i in range(total)]
     assert daemon.files("k", "error") == [] and daemon.files("k", "in") == []
-    assert not list((daemon.root / "k/.hotfolder/jobs").iterdir())
+    assert not job_dirs(daemon.root / "k/.hotfolder/jobs")
     for name in out:
         if name.endswith(".pdf"):
             with pikepdf.open(daemon.dir("k", "out") / name) as pdf:

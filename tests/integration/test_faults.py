@@ -15,7 +15,7 @@ from pathlib import Path
 import pikepdf
 import pytest
 
-from tests.helpers import wait_for
+from tests.helpers import job_dirs, wait_for
 from tests.integration.conftest import REPO
 from tests.samples import pdf_bytes
 
@@ -229,7 +229,7 @@ def test_full_disk_fails_the_job_keeps_the_original_and_leaves_nothing_partial(
             assert daemon.files("fill", "error") == ["fill.job", "fill.status.json"]
             assert (daemon.dir("fill", "error") / "fill.job").read_text() == command
             assert daemon.files("fill", "out") == []
-            wait_for(lambda: not list((tmp_path / "fill/.hotfolder/jobs").iterdir()))
+            wait_for(lambda: not job_dirs(tmp_path / "fill/.hotfolder/jobs"))
             if real_fill:
                 usage = os.statvfs(tmp_path / "fill")
                 assert usage.f_bfree > 0.9 * usage.f_blocks, "the partial output was removed"
@@ -251,7 +251,7 @@ def test_full_disk_fails_the_job_keeps_the_original_and_leaves_nothing_partial(
             for folder in ("fill", "pdfs"):
                 for status in daemon.statuses(folder, "error") + daemon.statuses(folder):
                     assert status["jobId"]  # every visible status file is whole JSON
-            wait_for(lambda: not list((tmp_path / "pdfs/.hotfolder/jobs").iterdir()))
+            wait_for(lambda: not job_dirs(tmp_path / "pdfs/.hotfolder/jobs"))
             assert daemon.proc.poll() is None
         finally:
             daemon.stop()
@@ -284,7 +284,7 @@ def test_unwritable_output_folder_holds_the_job_until_it_can_be_written(hotfolde
     assert (daemon.dir("p", "archive") / "a.pdf").read_bytes() == original
     [status] = daemon.statuses("p")
     assert status["status"] == "success"
-    wait_for(lambda: not list(jobs.iterdir()), what="empty work area")
+    wait_for(lambda: not job_dirs(jobs), what="empty work area")
     assert daemon.stop() == 0
 
 

@@ -26,6 +26,7 @@ import pytest
 from PIL import Image
 
 from tests import hostile
+from tests.helpers import job_dirs
 from tests.samples import jpeg_bytes, pdf_bytes, png_bytes
 
 FAILED_READING = {"corrupt_input", "unsupported_format"}
@@ -272,7 +273,7 @@ def test_hostile_corpus_each_ends_clearly_and_nothing_outside_is_touched(
     assert b"folder 'folder.pdf'" in daemon.log.read_bytes()  # the operator is told
     assert os.listdir(daemon.dir("images")) == os.listdir(daemon.dir("render")) == []
     for folder in ("pdfs", "images", "render"):
-        assert os.listdir(daemon.root / folder / ".hotfolder" / "jobs") == []
+        assert job_dirs(daemon.root / folder / ".hotfolder" / "jobs") == []
 
     # Nothing outside the configured folders was read or written.
     for path, canary in canaries.items():

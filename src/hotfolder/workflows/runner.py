@@ -181,15 +181,28 @@ def _run_steps(
     current, messages = inputs, []
     for index, step in enumerate(workflow.steps, start=1):
         out_dir = work / f"{prefix}{index:02d}-{step.name}"
-        # A retried attempt starts from a clean step directory.
-        shutil.rmtree(out_dir, ignore_errors=True)
-        out_dir.mkdir(parents=True)
+        _clean_dir(out_dir)
         result = step.run(current, out_dir, ctx)
         step.verify(current, result, ctx)
         current = result.outputs
         messages.append(result.message)
     # A chain reports every step: "Converted to PDF. PDF/A-2b written … Protected …"
     return current, " ".join(m for m in messages if m)
+
+
+def _clean_dir(directory: Path) -> None:
+    # A retried attempt starts from a clean step directory. A recycled work dir
+    # (hotfolder.workdirs) already has an empty one: it is kept, not made anew.
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        directory.mkdir(parents=True)
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        else:
+            Path(entry.path).unlink()
 
 
 def _check_distinct(outputs: list[Path]) -> None:
