@@ -183,8 +183,8 @@ class Dispatcher:
                 wait = max(0.0, min(wait, due - self._clock()))
             results = self.pool.poll(wait)
             if results:
-                # Hand freed workers their next job before publishing: publishing is
-                # serial fsync work, and workers would idle through it.
+                # Hand freed workers their next job first: everything else can wait
+                # a moment, a worker should not.
                 self._dispatch()
             self._handle_all(results)
         self._handle_all(self.pool.stop(self.settings.drain_timeout))
