@@ -101,8 +101,11 @@ def environment(workdir: Path) -> dict[str, Any]:
     from hotfolder.watcher import filesystem_type
 
     commit = _version(["git", "rev-parse", "--short", "HEAD"])
-    # Read-only: whether tracked files differ from that commit.
-    changes = _version(["git", "status", "--porcelain", "--untracked-files=no"])
+    # Read-only: whether the measured code differs from that commit (the results
+    # this run is writing do not count).
+    changes = _version(
+        ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"]
+    )
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "cpu_count": os.cpu_count(),
