@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Protocol
 
 from hotfolder.config import DaemonSettings, FolderSettings
@@ -79,9 +80,7 @@ class Dispatcher:
         self._next_publish_try = 0.0
         #: Work for the publishing thread, in order: journal changes of started and
         #: retried jobs (job id, columns) and finished jobs to publish; None stops it.
-        self._outbox: queue.SimpleQueue[tuple[str, dict[str, object]] | Publication | None] = (
-            queue.SimpleQueue()
-        )
+        self._outbox: queue.SimpleQueue[_Change | Publication | None] = queue.SimpleQueue()
         #: Jobs handed to the publishing thread and not yet published.
         self._publishing: set[str] = set()
         self._lock = threading.Lock()
@@ -212,14 +211,19 @@ class Dispatcher:
             with contextlib.suppress(queue.Empty):
                 while len(batch) < 256:
                     batch.append(self._outbox.get_nowait())
-            changes = [entry for entry in batch if isinstance(entry, tuple)]
+            changes = [entry for entry in batch if isinstance(entry, _Change)]
             finished = [entry for entry in batch if isinstance(entry, Publication)]
             try:
                 if changes:
                     # "running" and "queued again" are not fsynced on their own (the
                     # next durable commit carries them): a restart queues "running"
                     # jobs exactly like "queued" ones.
-                    self.journal.update_many(changes, durable=False)
+                    self.journal.update_many(
+                        [(change.job_id, change.columns) for change in changes], durable=False
+                    )
+                    for change in changes:
+                        if change.started is not None:
+                            _log_started(change.started, change.columns["attempts"])
                 if finished:
                     self._publish(finished)
             except Exception:
@@ -283,26 +287,15 @@ class Dispatcher:
         record.state = JobState.PROCESSING.value
         record.phase = "running"
         # Journaled by the publishing thread: the worker should not wait for it.
-        self._outbox.put(
-            (
-                record.job_id,
-                {
-                    "phase": "running",
-                    "state": record.state,
-                    "started_at": record.started_at,
-                    "attempts": record.attempts,
-                },
-            )
-        )
+        change = {
+            "phase": "running",
+            "state": record.state,
+            "started_at": record.started_at,
+            "attempts": record.attempts,
+        }
+        self._outbox.put(_Change(record.job_id, change, started=record))
         spec = job_spec(record, folder)
         self.pool.submit(spec, folder.timeout)
-        log.info(
-            "processing folder=%s input=%r attempt=%d",
-            record.folder,
-            record.input_name,
-            record.attempts,
-            extra={"job_id": record.job_id},
-        )
         self._notify("job_started", record)
 
     def _reject(self, record: JobRecord) -> None:
@@ -338,18 +331,14 @@ class Dispatcher:
                 backoff,
                 extra={"job_id": record.job_id},
             )
-            self._outbox.put(
-                (
-                    record.job_id,
-                    {
-                        "phase": "queued",
-                        "state": record.state,
-                        "not_before": record.not_before,
-                        "error_code": outcome.error.code,
-                        "message": outcome.message,
-                    },
-                )
-            )
+            change = {
+                "phase": "queued",
+                "state": record.state,
+                "not_before": record.not_before,
+                "error_code": outcome.error.code,
+                "message": outcome.message,
+            }
+            self._outbox.put(_Change(record.job_id, change))
             now = self._clock()
             self.queue.put(record.folder, record.job_id, now + backoff, now)
             self._notify("job_retried", record, outcome.error.code)
@@ -477,6 +466,27 @@ class Dispatcher:
                     return False
                 self._idle.wait(remaining)
         return True
+
+
+@dataclass
+class _Change:
+    """Journal columns of one job, for the publishing thread to commit in order."""
+
+    job_id: str
+    columns: dict[str, object]
+    #: Set for a job handed to a worker: its "processing" line is logged once the
+    #: journal says so (log and journal never disagree about an attempt).
+    started: JobRecord | None = None
+
+
+def _log_started(record: JobRecord, attempt: object) -> None:
+    log.info(
+        "processing folder=%s input=%r attempt=%s",
+        record.folder,
+        record.input_name,
+        attempt,
+        extra={"job_id": record.job_id},
+    )
 
 
 def _changed_outcome(spec: JobSpec) -> JobOutcome:

@@ -121,7 +121,7 @@ def test_20_kill_9_at_random_moments_of_a_500_file_run(hotfolder) -> None:
                     timeout=60,
                     what="daemon start",
                 )
-                moment = rng.uniform(0.0, 0.35)
+                moment = rng.uniform(0.0, 0.2)
             else:
                 # ... the others during start-up: recovery of the last crash's work.
                 moment = rng.uniform(0.0, 1.0)
@@ -137,7 +137,9 @@ def test_20_kill_9_at_random_moments_of_a_500_file_run(hotfolder) -> None:
         checker.stop.set()
         checker.join(10)
     assert checker.broken == []
-    assert killed_with_work_left >= KILLS // 2, "most kills landed while work was left"
+    assert killed_with_work_left >= KILLS // 2, (
+        f"only {killed_with_work_left} kills landed while work was left"
+    )
     assert b"Traceback" not in daemon.log.read_bytes()
 
     names = sorted(dropped)
