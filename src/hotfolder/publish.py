@@ -291,7 +291,13 @@ class Publisher:
             # No file system change before the plans are committed: if out/ or error/
             # cannot be written, a job stays in phase "publishing" with its result,
             # and placing it can be tried again (_place creates the target).
-            self.journal.update_many(plans)
+            try:
+                self.journal.update_many(plans)
+            except BaseException:
+                # Not journaled: whoever tries again must plan again (name included).
+                for _, record in planned:
+                    record.published_name = record.status_json = record.result = None
+                raise
             for slot, failure in self._place_many(planned).items():
                 results[slot] = failure
         return results
