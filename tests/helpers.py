@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hotfolder.workdirs import is_internal
+from hotfolder.workdirs import SPARE_PREFIX, is_internal
 
 T = TypeVar("T")
 
@@ -29,7 +29,7 @@ def job_dirs(jobs: Path) -> list[str]:
     for entry in jobs.iterdir():
         if not is_internal(entry.name):
             names.append(entry.name)
-        elif entry.name.startswith(".spare-"):
+        elif entry.name.startswith(SPARE_PREFIX):
             files = [p for p in entry.rglob("*") if not p.is_dir()]
             assert not files, f"a spare work dir holds files: {files}"
     return sorted(names)

@@ -13,7 +13,6 @@ is the lock: of two daemons or two threads only one can move the file.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import logging
@@ -49,25 +48,18 @@ class ClaimLost(ClaimFailed):
     """The file was gone before the rename: another daemon on the same folder took it."""
 
 
-def claim(folder: FolderSettings, candidate: Candidate, journal: Journal) -> JobRecord:
-    """Move ``candidate`` into the work area and record it; raise ClaimFailed if it can't be."""
-    result = claim_many(folder, [candidate], journal)[0]
-    if isinstance(result, ClaimFailed):
-        raise result
-    return result
-
-
 def claim_many(
     folder: FolderSettings,
     candidates: Sequence[Candidate],
     journal: Journal,
-    workdirs: WorkDirs | None = None,
+    workdirs: WorkDirs,
 ) -> list[JobRecord | ClaimFailed]:
-    """Claim several files with one journal commit; one result per candidate, in order.
+    """Move ``candidates`` into the work area and record them, with one journal commit.
 
-    A backlog is claimed a few files at a time, and one fsync for all their rows
-    instead of one each is most of what a claim costs. ``workdirs`` recycles the
-    directories of finished jobs.
+    One result per candidate, in order: the job, or the ClaimFailed that says why
+    the file stays where it is. A backlog is claimed a few files at a time, and one
+    fsync for all their rows instead of one each is most of what a claim costs.
+    ``workdirs`` makes each job's directory (recycling those of finished jobs).
     """
     records = [_record_for(folder, candidate) for candidate in candidates]
     if not records:
@@ -77,14 +69,11 @@ def claim_many(
     for candidate, record in zip(candidates, records, strict=True):
         work = Path(record.work_dir)
         try:
-            if workdirs is None:
-                (work / "input").mkdir(parents=True)
-            else:
-                workdirs.create(work)
+            workdirs.create(work)
             candidate.path.rename(record.work_input)
         except OSError as exc:
             journal.delete(record.job_id)
-            _remove_empty(work)
+            workdirs.discard(work)  # holds nothing of the user's: the rename failed
             if exc.errno == errno.ENOENT and not os.path.lexists(candidate.path):
                 # Several daemons may watch one shared folder: losing the race is normal.
                 results.append(ClaimLost(f"{candidate.path} was taken by another daemon"))
@@ -135,12 +124,6 @@ def recover_claim(record: JobRecord) -> bool:
         except OSError as exc:
             log.warning("could not finish claiming %s: %s", source, exc.strerror)
     return record.kind == "manifest" or os.path.lexists(record.work_input)
-
-
-def _remove_empty(work: Path) -> None:
-    for directory in (work / "input", work):
-        with contextlib.suppress(OSError):
-            directory.rmdir()
 
 
 def claim_copy(folder: FolderSettings, sources: Sequence[Path], journal: Journal) -> JobRecord:

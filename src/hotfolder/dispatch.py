@@ -260,7 +260,8 @@ class Dispatcher:
                 # Not queued, so running: stop its worker; the result is dropped.
                 self.pool.kill_job(job_id)
             error = Aborted(reason)
-            self._finish(record, error=ErrorInfo(code=error.code, message=error.message))
+            info = ErrorInfo(code=error.code, message=error.message)
+            self._hand_over(self._publication(record, error=info))
             answer.set_result(True)
 
     def _dispatch(self) -> None:
@@ -303,7 +304,8 @@ class Dispatcher:
             f"{record.input_name!r} is a symbolic link or special file (not a regular file). "
             "hotfolder never follows links or reads special files; drop the file itself."
         )
-        self._finish(record, error=ErrorInfo(code=error.code, message=error.message))
+        info = ErrorInfo(code=error.code, message=error.message)
+        self._hand_over(self._publication(record, error=info))
 
     def _handle(self, spec: JobSpec, outcome: JobOutcome) -> Publication | None:
         # What to publish for this result, or None (cancelled meanwhile, or retried).
@@ -375,15 +377,6 @@ class Dispatcher:
             return True  # gone: nothing to compare; publishing will report it
         return info.st_size == record.input_size and info.st_mtime_ns == record.input_mtime
 
-    def _finish(
-        self,
-        record: JobRecord,
-        *,
-        outcome: JobOutcome | None = None,
-        error: ErrorInfo | None = None,
-    ) -> None:
-        self._hand_over(self._publication(record, outcome=outcome, error=error))
-
     def _publication(
         self,
         record: JobRecord,
@@ -403,8 +396,8 @@ class Dispatcher:
         )
 
     def _publish(self, items: list[Publication]) -> None:
-        # Runs in the publishing thread, and in the dispatcher's for cancelled,
-        # rejected and parked jobs; the Publisher's lock keeps the two apart.
+        # Runs in the publishing thread, and in the dispatcher's for jobs parked
+        # before their plan was journaled; the Publisher's lock keeps the two apart.
         for item, result in zip(items, self.publisher.publish(items), strict=True):
             record = item.record
             if isinstance(result, OSError):

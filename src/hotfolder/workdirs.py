@@ -77,7 +77,7 @@ class WorkDirs:
         (work / "input").mkdir(parents=True)
 
     def discard(self, work: Path) -> None:
-        """Hand a finished job's work dir to the background thread."""
+        """Hand a work dir nobody needs any more (a finished job's) to the background thread."""
         # Renamed first (atomic, instant): a retry may recreate the work dir at once,
         # and must never find the reaper deleting inside it.
         trash = work.with_name(f"{TRASH_PREFIX}{work.name}")
@@ -109,18 +109,19 @@ class WorkDirs:
         while (trash := self._trash.get()) is not None:
             jobs = trash.parent
             with self._lock:
-                full = len(self._spares.get(jobs, ())) >= MAX_SPARES
-            try:
-                if full:
-                    raise OSError("enough spares")
-                _clear(trash, _KEEP_DEPTH)
+                room = len(self._spares.get(jobs, ())) < MAX_SPARES
+            if room:
                 spare = trash.with_name(f"{SPARE_PREFIX}{trash.name[len(TRASH_PREFIX) :]}")
-                trash.rename(spare)
-            except OSError:
-                shutil.rmtree(trash, ignore_errors=True)
-                continue
-            with self._lock:
-                self._spares.setdefault(jobs, []).append(spare)
+                try:
+                    _clear(trash, _KEEP_DEPTH)
+                    trash.rename(spare)
+                except OSError:
+                    pass  # taken away meanwhile (another daemon's start-up), or stuck
+                else:
+                    with self._lock:
+                        self._spares.setdefault(jobs, []).append(spare)
+                    continue
+            shutil.rmtree(trash, ignore_errors=True)
 
 
 def _clear(directory: Path, depth: int) -> None:
