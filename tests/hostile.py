@@ -10,6 +10,7 @@ import io
 import random
 import struct
 import zlib
+from collections.abc import Iterator
 
 import pikepdf
 from pikepdf import Dictionary, Name
@@ -233,3 +234,59 @@ def tiff_huge() -> bytes:
     ifd = struct.pack("<H", len(entries))
     ifd += b"".join(struct.pack("<HHII", *entry) for entry in entries) + b"\0\0\0\0"
     return b"II*\x00" + struct.pack("<I", 16) + bytes(8) + ifd
+
+
+def _spaces_blocks(gibibytes: float) -> Iterator[bytes]:
+    """Deflate data (zlib format) of ``gibibytes`` GiB of spaces, yielded in pieces.
+
+    Each MiB is compressed with a full flush, which resets the compressor, so every
+    MiB after the first compresses to the same bytes: the data is built from one
+    compressed piece repeated, and the spaces are never held whole.
+    """
+    mebibytes = round(gibibytes * 1024)
+    piece = b" " * (1 << 20)
+    compressor = zlib.compressobj(9)
+    first = compressor.compress(piece) + compressor.flush(zlib.Z_FULL_FLUSH)
+    block = compressor.compress(piece) + compressor.flush(zlib.Z_FULL_FLUSH)
+    assert first[2:] == block  # after the 2-byte zlib header, the same block
+    # Adler-32 of n equal bytes c, in closed form: A = 1 + n c, B = n + c n (n + 1) / 2.
+    n, c = mebibytes << 20, ord(" ")
+    low, high = (1 + n * c) % 65521, (n + c * n * (n + 1) // 2) % 65521
+    checksum = high << 16 | low
+    assert mebibytes > 1 or checksum == zlib.adler32(piece)
+    yield first
+    for _ in range(mebibytes - 1):
+        yield block
+    # The final (empty) block, then the checksum of all the spaces.
+    yield compressor.flush()[:-4] + struct.pack(">I", checksum)
+
+
+def spaces_pdf(gibibytes: float, *, image_side: int = 0) -> bytes:
+    """A one-page PDF (about 1 MB per GiB) holding ``gibibytes`` GiB of deflated spaces.
+
+    As the page's content stream, or with ``image_side`` as a ``side`` x ``side`` grey
+    image XObject the page draws (the spaces then fill only part of the raster).
+    """
+    data = b"".join(_spaces_blocks(gibibytes))
+    if not image_side:
+        contents, resources, more = data, b"<< >>", []
+        extra = b"/Filter /FlateDecode "
+    else:
+        image = _stream(
+            data,
+            b"/Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray "
+            b"/BitsPerComponent 8 /Filter /FlateDecode " % (image_side, image_side),
+        )
+        contents, resources, more = b"q 612 0 0 792 0 0 cm /Im1 Do Q", b"", [image]
+        resources = b"<< /XObject << /Im1 5 0 R >> >>"
+        extra = b""
+    return raw_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources %s "
+            b"/Contents 4 0 R >>" % resources,
+            _stream(contents, extra),
+            *more,
+        ]
+    )

@@ -36,7 +36,8 @@ from typing import Any
 from celery import Celery, Task
 
 from hotfolder.celery_settings import CelerySettings
-from hotfolder.errors import HotfolderError, IOFailure, WorkerCrashed
+from hotfolder.errors import HotfolderError, IOFailure, TooLarge, WorkerCrashed
+from hotfolder.memory import current_limit_mb, needed_more_message
 from hotfolder.models import ErrorInfo, JobOutcome, JobSpec
 
 log = logging.getLogger("hotfolder.celery")
@@ -173,11 +174,7 @@ def execute(
         outcome = run_job(spec.model_copy(update={"work_dir": str(execution)}))
     except MemoryError:
         # The heap may be corrupt: store the verdict, then leave, as the pool does.
-        crash = WorkerCrashed(
-            "The worker process converting this file ran out of memory "
-            "(worker_memory_limit). Other jobs were not affected. Raise the limit or "
-            "split the file."
-        )
+        crash = TooLarge(needed_more_message(current_limit_mb()))
         try:
             record_crash(_failed(spec, crash))
         finally:

@@ -148,6 +148,12 @@ def _worker(args: argparse.Namespace) -> int:
 def _check_config(args: argparse.Namespace) -> int:
     settings = _load(args)
     print(f"{settings.config_file}: OK, {len(settings.folders)} folder(s)")
+    daemon = settings.daemon
+    if daemon.executor == "pool":
+        from hotfolder.memory import memory_limit
+
+        limit = memory_limit(daemon.worker_memory_limit, daemon.workers)
+        print(f"  worker memory limit: {limit.describe()}")
     for folder in settings.folders:
         print(f"  {folder.name}: {folder.input_dir} -> {folder.workflow}/{folder.profile}")
     return int(ExitCode.OK)

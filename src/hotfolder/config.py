@@ -86,7 +86,9 @@ class DaemonSettings(_Strict):
     retries: Annotated[int, Field(ge=0, le=20)] = 2
     retry_backoff: Seconds = 5.0
     max_jobs_per_worker: Annotated[int, Field(ge=0)] = 0
-    worker_memory_limit: Annotated[int, Field(ge=0)] = 0
+    #: MB of address space per conversion process; "auto": a share of the machine's
+    #: memory divided by the processes (hotfolder.memory); 0: no limit.
+    worker_memory_limit: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
     queue_per_folder: Annotated[int, Field(ge=0)] = 0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: text: one line per record; json: one JSON object per line (journald, shippers).

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from hotfolder.config import WorkflowSettings
-from hotfolder.errors import JobTimeout, WorkerCrashed
+from hotfolder.errors import JobTimeout, TooLarge, WorkerCrashed
+from hotfolder.memory import PeakWatch, needed_more_message, reached_limit, set_address_space_limit
 from hotfolder.models import ErrorInfo, JobOutcome, JobSpec
 
 log = logging.getLogger("hotfolder.executor")
@@ -51,11 +52,7 @@ def prepare_worker_process(memory_limit_mb: int) -> None:
         Path("/proc/self/oom_score_adj").write_text("500")
     for name in _SCRUBBED_ENV:
         os.environ.pop(name, None)
-    if memory_limit_mb:
-        import resource
-
-        limit = memory_limit_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    set_address_space_limit(memory_limit_mb)
 
 
 def _exit_when_the_daemon_dies(conn: Connection) -> None:
@@ -80,6 +77,7 @@ def _exit_when_the_daemon_dies(conn: Connection) -> None:
 
 def _worker_main(
     conn: Connection,
+    peak: Any,  # a shared Value("q"): the largest address space seen (PeakWatch)
     memory_limit_mb: int,
     plugins: list[str],
     workflows: list[dict[str, Any]],
@@ -90,6 +88,8 @@ def _worker_main(
     # The daemon handles SIGINT/SIGTERM and stops workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     prepare_worker_process(memory_limit_mb)
+    watch = PeakWatch(peak)
+    watch.start()
     from hotfolder.config import WorkflowSettings
     from hotfolder.logs import configure as configure_logging
 
@@ -110,6 +110,7 @@ def _worker_main(
         if message is None:
             return
         spec = JobSpec.model_validate(message)
+        watch.reset()
         try:
             outcome = run_job(spec)
         except MemoryError:
@@ -128,6 +129,7 @@ def _worker_main(
 class _Slot:
     process: Any  # multiprocessing.Process from the forkserver context
     conn: Connection
+    peak: Any  # the worker's shared peak address space in bytes (PeakWatch)
     spec: JobSpec | None = None
     deadline: float = 0.0
     timeout: float = 0.0
@@ -178,15 +180,23 @@ class WorkerPool:
 
     def _spawn(self) -> _Slot:
         parent, child = _CTX.Pipe(duplex=True)
+        peak = _CTX.Value("q", 0, lock=False)
         process = _CTX.Process(
             target=_worker_main,
-            args=(child, self.memory_limit_mb, self.plugins, self.workflows, self.logging_setup),
+            args=(
+                child,
+                peak,
+                self.memory_limit_mb,
+                self.plugins,
+                self.workflows,
+                self.logging_setup,
+            ),
             name="hotfolder-worker",
         )
         process.daemon = True
         process.start()
         child.close()
-        return _Slot(process=process, conn=parent)
+        return _Slot(process=process, conn=parent, peak=peak)
 
     def free_slots(self) -> int:
         """How many workers are idle."""
@@ -278,9 +288,24 @@ class WorkerPool:
     def _crashed(self, slot: _Slot) -> JobOutcome:
         assert slot.spec is not None
         code = slot.process.exitcode
-        if slot.oom or code == _OOM_EXIT:
-            why = f"ran out of memory (worker_memory_limit = {self.memory_limit_mb} MB)"
-        elif code is not None and code < 0:
+        killed = code is not None and code < 0
+        if (
+            slot.oom
+            or code == _OOM_EXIT
+            or (killed and reached_limit(slot.peak.value, self.memory_limit_mb))
+        ):
+            # MemoryError, or an engine that aborted when an allocation failed (pdfium,
+            # an uncaught std::bad_alloc): the limit stopped it, not a bug.
+            log.error(
+                "worker converting job %s reached worker_memory_limit (%d MB)%s",
+                slot.spec.job_id,
+                self.memory_limit_mb,
+                f"; exit {code}" if code != _OOM_EXIT else "",
+            )
+            self._replace(slot)
+            too_large = TooLarge(needed_more_message(self.memory_limit_mb))
+            return self._error_outcome(slot.spec, too_large.code, too_large.message)
+        if code is not None and code < 0:
             why = f"was killed by signal {signal.Signals(-code).name}"
         else:
             why = f"exited unexpectedly with code {code}"
@@ -312,6 +337,7 @@ class WorkerPool:
         slot.conn.close()
         fresh = self._spawn()
         slot.process, slot.conn, slot.jobs_done, slot.oom = fresh.process, fresh.conn, 0, False
+        slot.peak = fresh.peak
         slot.generation = self.generation
 
     def reconfigure(self, plugins: Sequence[str], workflows: Sequence[WorkflowSettings]) -> None:

@@ -8,12 +8,15 @@ chosen in the config without either knowing which one runs.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Protocol
 
 from hotfolder.config import Settings, WorkflowSettings
 from hotfolder.errors import ToolMissing
 from hotfolder.models import JobOutcome, JobSpec
+
+log = logging.getLogger("hotfolder.executor")
 
 #: A finished job: what was submitted and what came back.
 Result = tuple[JobSpec, JobOutcome]
@@ -74,11 +77,14 @@ def make_executor(settings: Settings) -> Executor:
             ) from None
         return CeleryExecutor(settings.celery, plugins=daemon.plugins, workflows=settings.workflows)
     from hotfolder.executor import WorkerPool
+    from hotfolder.memory import memory_limit
 
+    limit = memory_limit(daemon.worker_memory_limit, daemon.workers)
+    log.info("worker memory limit: %s", limit.describe())
     return WorkerPool(
         daemon.workers,
         max_jobs_per_worker=daemon.max_jobs_per_worker,
-        memory_limit_mb=daemon.worker_memory_limit,
+        memory_limit_mb=limit.mb,
         plugins=daemon.plugins,
         workflows=settings.workflows,
         logging_setup=(daemon.log_level, daemon.log_format),

@@ -3,7 +3,9 @@
 It finds the program (``tool_missing`` when it is not installed), runs it in its
 own process group with a scrubbed environment and a timeout that kills the whole
 group (LibreOffice forks helpers that would otherwise outlive it), captures
-stderr into the job's error message, and logs the command line.
+stderr into the job's error message, and logs the command line. The program
+inherits the worker's memory limit (``RLIMIT_AS``); when it runs out of memory
+the job fails ``too_large``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from hotfolder.errors import JobTimeout, ToolFailed, ToolMissing
+from hotfolder.errors import JobTimeout, TooLarge, ToolFailed, ToolMissing
+from hotfolder.memory import current_limit_mb, mentions_out_of_memory, needed_more_message
 
 log = logging.getLogger("hotfolder.tools")
 
@@ -91,6 +94,10 @@ def run(
         _kill_group(process)
     if process.returncode != 0:
         detail = _tail(stderr) or _tail(stdout) or "no error output"
+        # The engine inherits the worker's address-space limit (or the service's
+        # MemoryMax killed it): a failed allocation is the file's size, not a bug.
+        if process.returncode == -signal.SIGKILL or mentions_out_of_memory(detail):
+            raise TooLarge(f"{what}: {needed_more_message(current_limit_mb())}")
         raise ToolFailed(f"{what} failed (exit status {process.returncode}): {detail}")
     return subprocess.CompletedProcess(args, 0, stdout, stderr)
 

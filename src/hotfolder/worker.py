@@ -26,6 +26,7 @@ from hotfolder.celery_settings import CelerySettings
 from hotfolder.config import Settings
 from hotfolder.errors import ExitCode, HotfolderError
 from hotfolder.executor import prepare_worker_process
+from hotfolder.memory import memory_limit
 
 log = logging.getLogger("hotfolder.worker")
 
@@ -40,14 +41,17 @@ def run_worker(settings: Settings, celery: CelerySettings, concurrency: int | No
     processes = concurrency or max(1, os.cpu_count() or 1)
     _check_folders(settings)
     app = make_app(celery, max_jobs_per_worker=daemon.max_jobs_per_worker)
-    _limit_children(daemon.worker_memory_limit)
+    # The same formula as the daemon's pool, over this worker's own processes.
+    limit = memory_limit(daemon.worker_memory_limit, processes)
+    _limit_children(limit.mb)
     # Unique per process, so that several workers can run on one machine.
     name = f"hotfolder-{os.getpid()}@{socket.gethostname()}"
     log.info(
-        "worker %s: %d process(es) on queue %s",
+        "worker %s: %d process(es) on queue %s; memory limit %s",
         name,
         processes,
         celery.queue,
+        limit.describe(),
     )
     app.worker_main(
         [

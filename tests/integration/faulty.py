@@ -2,7 +2,8 @@
 
 The input file's first word says what the step does: ``ok`` (copies the input),
 ``segv`` (a real segmentation fault), ``exit`` (``os._exit``), ``hog`` (allocates
-until the worker's memory limit stops it), ``hang`` (sleeps past any timeout),
+until the worker's memory limit stops it), ``reserve`` (the same with untouched
+zero pages: it reaches a limit of gigabytes without using the machine's memory), ``hang`` (sleeps past any timeout),
 ``slow:N`` (takes N seconds, then ok), ``needs:PATH`` (fails unless PATH
 exists), ``flaky`` (an I/O error on the first
 attempt only), ``broken`` (writes an output that fails its check), ``fill``
@@ -40,6 +41,11 @@ class FaultyStep:
             hoard = []
             while True:
                 hoard.append(bytearray(64 * 1024 * 1024))
+        elif command == "reserve":
+            reserved = []
+            while True:
+                # bytes(n) comes from calloc: fresh mmap'd pages, never written.
+                reserved.append(bytes(64 * 1024 * 1024))
         elif command == "hang":
             time.sleep(3600)
         elif command.startswith("slow:"):

@@ -37,8 +37,9 @@ def test_crashes_fail_only_their_job_and_the_pool_goes_on(hotfolder) -> None:
     assert errors["segv.job"]["error"]["code"] == "worker_crashed"
     assert "SIGSEGV" in errors["segv.job"]["error"]["message"]
     assert errors["exit.job"]["error"]["code"] == "worker_crashed"
-    assert errors["hog.job"]["error"]["code"] == "worker_crashed"
-    assert "memory" in errors["hog.job"]["error"]["message"]
+    # The memory limit is the file's size, not a crash: too_large, naming the limit.
+    assert errors["hog.job"]["error"]["code"] == "too_large"
+    assert "needed more than 1024 MB (worker_memory_limit)" in errors["hog.job"]["message"]
     assert errors["hang.job"]["error"]["code"] == "timeout"
     assert [s["status"] for s in daemon.statuses("faults", "out")] == ["success"]
     # Each failed original is kept next to its status, never deleted.

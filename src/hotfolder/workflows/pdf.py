@@ -29,6 +29,7 @@ from hotfolder.errors import (
     ToolFailed,
     UnsupportedFormat,
 )
+from hotfolder.memory import out_of_memory
 from hotfolder.workflows.base import (
     OptionSpec,
     StepContext,
@@ -38,6 +39,12 @@ from hotfolder.workflows.base import (
     output_stem,
 )
 from hotfolder.workflows.detect import detect_format
+from hotfolder.workflows.pdfbounds import (
+    MAX_DECODED,
+    MB,
+    REMOVE_UNUSED_MAX_CONTENT_MB,
+    check_decoded_sizes,
+)
 from hotfolder.workflows.pdfimages import ImageReport, check_images, recompress_images
 
 #: What qpdf raises for a damaged file. QpdfRuntimeError is not a PdfError: qpdf throws
@@ -152,7 +159,7 @@ def open_pdf(path: Path, passwords: Sequence[str], *, repair: bool) -> OpenedPdf
         except pikepdf.PasswordError:
             continue
         except QPDF_ERRORS as exc:
-            raise CorruptInput(
+            raise out_of_memory(str(exc)) or CorruptInput(
                 f"{path.name!r} is damaged and cannot be read ({clean_message(str(exc), path)}). "
                 "Export or copy it again."
             ) from None
@@ -196,6 +203,8 @@ def check_late_warnings(opened: OpenedPdf, source: Path, ctx: StepContext) -> No
     becomes warnings.
     """
     found = opened.pdf.get_warnings()[len(opened.repairs) :]
+    if memory := out_of_memory(*found):
+        raise memory
     late = [clean_message(w, source) for w in found]
     if late and not ctx.options["PDF.REPAIR"]:
         raise CorruptInput(
@@ -276,6 +285,7 @@ class OptimizeStep:
         ),
         IMAGE_QUALITY,
         IMAGE_MAX_DPI,
+        MAX_DECODED,
     )
 
     def run(self, inputs: Sequence[Path], out_dir: Path, ctx: StepContext) -> StepResult:
@@ -303,7 +313,16 @@ class OptimizeStep:
                     ctx.warn(
                         f"Images in {source.name!r} were not downsampled: {images.no_downsampling}."
                     )
-            if ctx.options["PDF.REMOVE_UNUSED"]:
+            sizes = check_decoded_sizes(pdf, source.name, ctx.options["PDF.MAX_DECODED_MB"])
+            largest = max(sizes.page_content, default=0)
+            if ctx.options["PDF.REMOVE_UNUSED"] and largest > REMOVE_UNUSED_MAX_CONTENT_MB * MB:
+                # qpdf would parse that content in memory, about twice its size.
+                ctx.warn(
+                    f"Unused resources were kept in {source.name!r}: a page's content is "
+                    f"{largest // MB} MB, more than the {REMOVE_UNUSED_MAX_CONTENT_MB} MB "
+                    "that pass parses (PDF.REMOVE_UNUSED)."
+                )
+            elif ctx.options["PDF.REMOVE_UNUSED"]:
                 pdf.remove_unreferenced_resources()
             # qpdf cannot decode streams while keeping encryption; encrypted files get
             # object streams, unused-resource removal and image recompression only.
@@ -323,7 +342,7 @@ class OptimizeStep:
             )
             check_late_warnings(opened, source, ctx)
         except QPDF_ERRORS as exc:
-            raise CorruptInput(
+            raise out_of_memory(str(exc)) or CorruptInput(
                 f"{source.name!r} could not be rewritten: {clean_message(str(exc), source)}. "
                 "Export or copy it again."
             ) from None

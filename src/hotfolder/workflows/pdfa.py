@@ -27,9 +27,11 @@ import pypdfium2.version
 from pydantic import Field
 
 from hotfolder.errors import CorruptInput, JobTimeout, ToolFailed, UnsupportedFormat
+from hotfolder.memory import out_of_memory
 from hotfolder.workflows import ghostscript
 from hotfolder.workflows.base import OptionSpec, StepContext, StepResult, Workflow, output_stem
 from hotfolder.workflows.pdf import PASSWORD, QPDF_ERRORS, REPAIR, open_pdf, pikepdf_opened
+from hotfolder.workflows.pdfbounds import MAX_DECODED, check_decoded_sizes
 
 PART = OptionSpec(
     "PDFA.PART",
@@ -138,7 +140,7 @@ class ArchiveStep:
     """Write every input as PDF/A, validated, and say which engine made it."""
 
     name: str = "pdf-archive"
-    options: tuple[OptionSpec, ...] = (PASSWORD, REPAIR, PART, ENGINE, GS_TIMEOUT)
+    options: tuple[OptionSpec, ...] = (PASSWORD, REPAIR, PART, ENGINE, GS_TIMEOUT, MAX_DECODED)
 
     def run(self, inputs: Sequence[Path], out_dir: Path, ctx: StepContext) -> StepResult:
         """Write ``<stem>.pdf`` per input into ``out_dir``, unencrypted, as PDF/A."""
@@ -166,14 +168,19 @@ class ArchiveStep:
             for repair in opened.repairs:
                 ctx.warn(f"qpdf repaired {source.name!r}: {repair}")
             pages = len(opened.pdf.pages)
+            # pdfium, pikepdf's checks and Ghostscript all hold page content in memory.
+            check_decoded_sizes(opened.pdf, source.name, ctx.options["PDF.MAX_DECODED_MB"])
             before = _input_texts(source, password)
             if engine != "ghostscript":
                 try:
                     report = pikepdf.pdfa.save(opened.pdf, target, part)
                 except pikepdf.pdfa.PdfaError as exc:
+                    # A content stream qpdf could not decode for lack of memory.
+                    if memory := out_of_memory(*opened.pdf.get_warnings()):
+                        raise memory from None
                     reason = _findings(exc.report)
                 except QPDF_ERRORS as exc:
-                    raise CorruptInput(
+                    raise out_of_memory(str(exc)) or CorruptInput(
                         f"{source.name!r} could not be rewritten ({exc}). Export it again."
                     ) from None
                 else:
@@ -246,7 +253,7 @@ def _ghostscript(source: Path, password: str, temp: Path, ctx: StepContext) -> P
             repaired = pikepdf.pdfa.repair_annotation_flags(pdf)
             pdf.save(plain, encryption=False)
     except QPDF_ERRORS as exc:
-        raise CorruptInput(
+        raise out_of_memory(str(exc)) or CorruptInput(
             f"{source.name!r} could not be decrypted and copied for Ghostscript ({exc}). "
             "Export it again."
         ) from None

@@ -21,6 +21,7 @@ import pypdfium2
 from pydantic import AfterValidator, Field
 
 from hotfolder.errors import CorruptInput, OptionInvalid, ToolFailed
+from hotfolder.memory import out_of_memory
 from hotfolder.workflows.base import (
     OptionSpec,
     StepContext,
@@ -175,7 +176,7 @@ class MergeStep:
                     _nest_bookmarks(merged, sections)
                 _save(merged, target, max(versions, key=_version_key))
             except QPDF_ERRORS as exc:
-                raise CorruptInput(
+                raise out_of_memory(str(exc)) or CorruptInput(
                     f"The inputs could not be merged ({clean_message(str(exc), target)}). "
                     "Export them again."
                 ) from None
@@ -304,7 +305,7 @@ class SplitStep:
                 part.trailer.Info = part.copy_foreign(opened.pdf.docinfo)
             _save(part, target, opened.pdf.pdf_version)
         except QPDF_ERRORS as exc:
-            raise CorruptInput(
+            raise out_of_memory(str(exc)) or CorruptInput(
                 f"Pages {first}-{last} of {source.name!r} could not be written "
                 f"({clean_message(str(exc), source)}). Export it again."
             ) from None

@@ -33,6 +33,7 @@ from hotfolder.workflows.base import (
 from hotfolder.workflows.image import QUALITY
 from hotfolder.workflows.pages import page_numbers, parse_page_ranges
 from hotfolder.workflows.pdf import PASSWORD, REPAIR, open_pdf
+from hotfolder.workflows.pdfbounds import MAX_DECODED, check_decoded_sizes
 
 # Format -> (Pillow format name, file suffix).
 FORMATS: dict[str, tuple[str, str]] = {
@@ -75,6 +76,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
         100_000_000,
         "Refuse to render a page to more pixels than this (memory guard; about 300 MB).",
     ),
+    MAX_DECODED,
 )
 
 
@@ -110,7 +112,11 @@ def _plan(source: Path, options: dict[str, Any], ctx: StepContext) -> _Plan:
     password = opened.password
     for repair in opened.repairs:
         ctx.warn(f"qpdf repaired the input: {repair}")
-    opened.close()
+    try:
+        # pdfium holds a page's whole content, and decodes fonts whole, to draw it.
+        check_decoded_sizes(opened.pdf, source.name, options["PDF.MAX_DECODED_MB"])
+    finally:
+        opened.close()
     scale = options["RENDER.DPI"] / 72
     document = _open_document(source, password)
     try:

@@ -1,0 +1,199 @@
+"""How much a PDF's streams decode to, found out without decoding them whole.
+
+A 2 MB PDF can hold a page content stream that inflates to gigabytes of spaces.
+Engines that parse page content (pdfium for text and rendering, qpdf's
+unused-resource pass, pikepdf's PDF/A checks, Ghostscript) hold all of it in
+memory, several times over. Before such a step runs, every stream of the file
+is measured here: Flate data is inflated in small pieces and counted, up to the
+limit and no further; an image's raster is computed from its dictionary. A
+stream past ``PDF.MAX_DECODED_MB`` fails the job with ``too_large`` in about a
+second, naming the option, instead of growing the worker to its memory limit.
+
+Streams whose first filter is not Flate (LZW, RunLength, ASCII85, …) are
+measured only when they are too short to exceed the limit whatever they hold;
+longer ones are left to ``worker_memory_limit``, the backstop for everything.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import pikepdf
+from pydantic import Field
+
+from hotfolder.errors import TooLarge
+from hotfolder.memory import current_limit_mb, needed_more_message
+from hotfolder.workflows.base import OptionSpec
+
+MB = 1024 * 1024
+
+MAX_DECODED = OptionSpec(
+    "PDF.MAX_DECODED_MB",
+    Annotated[int, Field(ge=1)],
+    512,
+    "Largest decompressed stream (a page's content, a font, an image's raster) a step "
+    "decodes, in MB; a PDF with a larger one fails with too_large. Raise it (and "
+    "worker_memory_limit) for huge drawings or scans.",
+)
+
+#: A page whose content streams decode to more than this skips pdf-optimize's
+#: unused-resource pass: qpdf parses the content in memory (about twice its size).
+REMOVE_UNUSED_MAX_CONTENT_MB = 64
+
+#: Compressed bytes inflated at a time while counting (at most ~4 MB come out).
+_INPUT_PIECE = 4096
+#: The most any generalized PDF filter expands its input (LZW codes of 4096 bytes).
+_WORST_RATIO = 4096
+_COMPONENTS = {"/DeviceGray": 1, "/CalGray": 1, "/Indexed": 1, "/Separation": 1}
+
+
+@dataclass
+class DecodedSizes:
+    """What the streams of one PDF decode to, each counted up to the limit."""
+
+    #: Decoded bytes of each page's content streams together, in page order.
+    page_content: list[int] = field(default_factory=list)
+
+
+def inflated_size(data: bytes, cap: int) -> int:
+    """Bytes ``data`` (zlib or raw deflate) inflates to, counted up to ``cap`` + 1."""
+    inflater = zlib.decompressobj()
+    view = memoryview(data)
+    total = offset = 0
+    try:
+        # Small input pieces: Deflate expands at most about 1032 times, so no piece
+        # inflates to more than a few MB, and no input is copied.
+        while offset < len(view) and total <= cap and not inflater.eof:
+            total += len(inflater.decompress(view[offset : offset + _INPUT_PIECE]))
+            offset += _INPUT_PIECE
+    except zlib.error:
+        # Damaged data: qpdf decodes what it can and warns; the size so far is a bound.
+        pass
+    return total
+
+
+def _filters(stream: pikepdf.Stream) -> list[str]:
+    value = stream.get("/Filter")
+    if isinstance(value, pikepdf.Array):
+        return [str(item) for item in value]
+    return [str(value)] if value is not None else []
+
+
+def decoded_size(stream: pikepdf.Stream, cap: int) -> int:
+    """What ``stream`` decodes to in bytes, counted up to ``cap`` + 1; 0 if unknown."""
+    filters = _filters(stream)
+    try:
+        raw = stream.read_raw_bytes()
+    except (pikepdf.PdfError, pikepdf.QpdfRuntimeError):
+        return 0  # unreadable: the step's own error handling reports it
+    if not filters:
+        return len(raw)
+    if filters[0] in ("/FlateDecode", "/Fl"):
+        # A predictor or a further filter changes the size little; the inflate counts.
+        return inflated_size(raw, cap)
+    if len(raw) * _WORST_RATIO <= cap:
+        return len(raw)  # cannot exceed the cap, whatever the filters do
+    return 0
+
+
+def raster_size(image: pikepdf.Stream) -> int:
+    """Bytes of an image XObject's decoded raster, from its Width, Height and colour."""
+    try:
+        width, height = int(image.get("/Width", 0)), int(image.get("/Height", 0))
+        bits = int(image.get("/BitsPerComponent", 8))
+    except (TypeError, ValueError):
+        return 0
+    space = image.get("/ColorSpace")
+    if isinstance(space, pikepdf.Array) and len(space) > 0:
+        name = str(space[0])
+        if name == "/ICCBased" and len(space) > 1 and isinstance(space[1], pikepdf.Stream):
+            components = int(space[1].get("/N", 3))
+        elif name == "/DeviceN" and len(space) > 1 and isinstance(space[1], pikepdf.Array):
+            components = len(space[1])
+        else:
+            components = _COMPONENTS.get(name, 3)
+    elif image.get("/ImageMask", False):
+        components, bits = 1, 1
+    else:
+        components = {"/DeviceRGB": 3, "/DeviceCMYK": 4}.get(str(space), 1)
+    return max(0, width) * max(0, height) * max(1, components) * max(1, bits) // 8
+
+
+def _streams(pdf: pikepdf.Pdf) -> Iterator[pikepdf.Stream]:
+    for obj in pdf.objects:
+        if isinstance(obj, pikepdf.Stream):
+            yield obj
+
+
+def _content_streams(page: pikepdf.Page) -> list[pikepdf.Stream]:
+    contents = page.obj.get("/Contents")
+    if isinstance(contents, pikepdf.Stream):
+        return [contents]
+    if isinstance(contents, pikepdf.Array):
+        return [item for item in contents if isinstance(item, pikepdf.Stream)]
+    return []
+
+
+def _too_large(name: str, what: str, size: int | None, limit_mb: int, option: str) -> TooLarge:
+    # Inflated sizes are counted only up to the limit; a raster's size is exact.
+    amount = f"{size / MB:,.0f} MB, " if size is not None else ""
+    if option == "worker_memory_limit":
+        return TooLarge(
+            f"{name!r} has {what} that decompresses to {amount}more than the worker's "
+            f"memory limit. {needed_more_message(limit_mb)}"
+        )
+    return TooLarge(
+        f"{name!r} has {what} that decompresses to {amount}more than "
+        f"PDF.MAX_DECODED_MB = {limit_mb} MB; it was not converted, since the engines "
+        "would hold all of it in memory. Raise PDF.MAX_DECODED_MB (and "
+        "worker_memory_limit) if such files are expected."
+    )
+
+
+def _what(stream: pikepdf.Stream) -> str:
+    subtype = stream.get("/Subtype")
+    if subtype == pikepdf.Name.Image:
+        return "an image stream"
+    if subtype == pikepdf.Name.Form:
+        return "a form XObject"
+    return f"a stream (object {stream.objgen[0]})"
+
+
+def check_decoded_sizes(pdf: pikepdf.Pdf, name: str, limit_mb: int) -> DecodedSizes:
+    """Measure every stream of ``pdf``; raise TooLarge when one is past ``limit_mb``.
+
+    Also checks each page's content streams together (a page may split its content
+    into many streams), and returns those sizes. A stream larger than the worker's
+    whole memory limit fails as the limit's, whatever ``limit_mb`` allows: no engine
+    could hold it, and counting further would only take time.
+    """
+    memory_mb = current_limit_mb()
+    if memory_mb and memory_mb < limit_mb:
+        limit_mb, option = memory_mb, "worker_memory_limit"
+    else:
+        option = "PDF.MAX_DECODED_MB"
+    cap = limit_mb * MB
+    sizes: dict[tuple[int, int], int] = {}
+    for stream in _streams(pdf):
+        if stream.get("/Subtype") == pikepdf.Name.Image:
+            raster = raster_size(stream)
+            if raster > cap:
+                width, height = stream.get("/Width"), stream.get("/Height")
+                raise _too_large(name, f"a {width} x {height} image", raster, limit_mb, option)
+        size = decoded_size(stream, cap)
+        if size > cap:
+            raise _too_large(name, _what(stream), None, limit_mb, option)
+        sizes[stream.objgen] = size
+    result = DecodedSizes()
+    for number, page in enumerate(pdf.pages, start=1):
+        total = 0
+        for stream in _content_streams(page):
+            known = sizes.get(stream.objgen)
+            total += decoded_size(stream, cap) if known is None else known
+        if total > cap:
+            raise _too_large(name, f"page {number} content", None, limit_mb, option)
+        result.page_content.append(total)
+    return result
