@@ -28,7 +28,14 @@ from typing import Any
 
 from hotfolder.config import WorkflowSettings
 from hotfolder.errors import JobTimeout, TooLarge, WorkerCrashed
-from hotfolder.memory import PeakWatch, needed_more_message, reached_limit, set_address_space_limit
+from hotfolder.memory import (
+    PeakWatch,
+    needed_more_message,
+    oom_killed_message,
+    oom_kills,
+    reached_limit,
+    set_address_space_limit,
+)
 from hotfolder.models import ErrorInfo, JobOutcome, JobSpec
 
 log = logging.getLogger("hotfolder.executor")
@@ -170,6 +177,8 @@ class WorkerPool:
         self.memory_limit_mb = memory_limit_mb
         self._clock = clock
         self._slots: list[_Slot] = []
+        #: The cgroup's OOM kills so far: a worker SIGKILLed while it grows is theirs.
+        self._oom_kills = oom_kills()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -288,35 +297,29 @@ class WorkerPool:
     def _crashed(self, slot: _Slot) -> JobOutcome:
         assert slot.spec is not None
         code = slot.process.exitcode
-        killed = code is not None and code < 0
-        if (
-            slot.oom
-            or code == _OOM_EXIT
-            or (killed and reached_limit(slot.peak.value, self.memory_limit_mb))
-        ):
+        error: TooLarge | WorkerCrashed
+        if slot.oom or code == _OOM_EXIT or self._hit_limit(slot, code):
             # MemoryError, or an engine that aborted when an allocation failed (pdfium,
             # an uncaught std::bad_alloc): the limit stopped it, not a bug.
-            log.error(
-                "worker converting job %s reached worker_memory_limit (%d MB)%s",
-                slot.spec.job_id,
-                self.memory_limit_mb,
-                f"; exit {code}" if code != _OOM_EXIT else "",
-            )
-            self._replace(slot)
-            too_large = TooLarge(needed_more_message(self.memory_limit_mb))
-            return self._error_outcome(slot.spec, too_large.code, too_large.message)
-        if code is not None and code < 0:
-            why = f"was killed by signal {signal.Signals(-code).name}"
+            error = TooLarge(needed_more_message(self.memory_limit_mb))
+        elif code == -signal.SIGKILL and oom_kills() > self._oom_kills:
+            self._oom_kills = oom_kills()
+            error = TooLarge(oom_killed_message())
         else:
-            why = f"exited unexpectedly with code {code}"
-        log.error("worker converting job %s %s", slot.spec.job_id, why)
-        error = WorkerCrashed(
-            f"The worker process converting this file {why}. Other jobs were not affected. "
-            "The file probably triggers a bug or a resource limit in the engine; "
-            "check it, then drop it again or report it."
-        )
+            killed = code is not None and code < 0
+            why = f"was killed by signal {signal.Signals(-code).name}" if killed else ""
+            error = WorkerCrashed(
+                f"The worker process converting this file {why or f'exited with code {code}'}. "
+                "Other jobs were not affected. The file probably triggers a bug in the "
+                "engine; check it, then drop it again or report it."
+            )
+        log.error("worker converting job %s died: %s", slot.spec.job_id, error.message)
         self._replace(slot)
         return self._error_outcome(slot.spec, error.code, error.message)
+
+    def _hit_limit(self, slot: _Slot, code: int | None) -> bool:
+        killed = code is not None and code < 0
+        return killed and reached_limit(slot.peak.value, self.memory_limit_mb)
 
     @staticmethod
     def _error_outcome(spec: JobSpec, code: str, message: str) -> JobOutcome:

@@ -50,8 +50,8 @@ def physical_memory_mb() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // _MB
 
 
-def cgroup_memory_max_mb(root: Path = Path("/")) -> int | None:
-    """The ``memory.max`` of this process's cgroup (v2) in MB, or None when unlimited."""
+def _cgroup_file(name: str, root: Path) -> str | None:
+    """A file of this process's cgroup (v2), or None when there is none to read."""
     try:
         lines = (root / "proc/self/cgroup").read_text().splitlines()
     except OSError:
@@ -60,11 +60,35 @@ def cgroup_memory_max_mb(root: Path = Path("/")) -> int | None:
         if line.startswith("0::"):
             relative = line[3:].strip().lstrip("/")
             try:
-                text = (root / "sys/fs/cgroup" / relative / "memory.max").read_text().strip()
+                return (root / "sys/fs/cgroup" / relative / name).read_text()
             except OSError:
                 return None
-            return int(text) // _MB if text.isdigit() else None
     return None
+
+
+def cgroup_memory_max_mb(root: Path = Path("/")) -> int | None:
+    """The ``memory.max`` of this process's cgroup (v2) in MB, or None when unlimited."""
+    text = (_cgroup_file("memory.max", root) or "").strip()
+    return int(text) // _MB if text.isdigit() else None
+
+
+def oom_kills(root: Path = Path("/")) -> int:
+    """How many processes of this cgroup any OOM killer has killed (0 if unknown)."""
+    for line in (_cgroup_file("memory.events", root) or "").splitlines():
+        key, _, value = line.partition(" ")
+        if key == "oom_kill" and value.strip().isdigit():
+            return int(value)
+    return 0
+
+
+def oom_killed_message() -> str:
+    """What a job whose worker the kernel's OOM killer took says (``too_large``)."""
+    return (
+        "The kernel's OOM killer stopped the conversion: the service reached its memory "
+        "bound (systemd MemoryMax) or the machine ran out of memory. Other jobs were not "
+        "affected. Split the file, or lower worker_memory_limit so that a job fails "
+        "before the whole service runs short."
+    )
 
 
 @dataclass(frozen=True)

@@ -155,3 +155,23 @@ def test_state_directory_variable_overrides_the_config(
     config.write_text('[daemon]\nstate_dir = "state"\n')
     monkeypatch.setenv(found.group(1), "/var/lib/hotfolder")
     assert load_settings(config).daemon.state_dir == Path("/var/lib/hotfolder")
+
+
+@pytest.mark.parametrize("unit", ["hotfolder.service", "hotfolder@.service"])
+def test_memory_is_bounded_and_workers_go_first(unit: str) -> None:
+    """MemoryHigh below MemoryMax; the daemon below the workers for the OOM killer.
+
+    The workers raise their own oom_score_adj to 500 and set RLIMIT_AS, which
+    needs setrlimit: the system-call filter must not deny @resources.
+    """
+    text = (UNITS / unit).read_text()
+
+    def value(key: str) -> str:
+        found = re.search(rf"^{key}=(.+)$", text, re.MULTILINE)
+        assert found, key
+        return found.group(1)
+
+    assert int(value("MemoryHigh").rstrip("%")) < int(value("MemoryMax").rstrip("%")) <= 90
+    assert int(value("OOMScoreAdjust")) < 0
+    assert value("OOMPolicy") == "continue"
+    assert "~@resources" not in text.replace("# Not ~@resources", "")
