@@ -4,8 +4,8 @@ The input file's first word says what the step does: ``ok`` (copies the input),
 ``segv`` (a real segmentation fault), ``exit`` (``os._exit``), ``hog`` (allocates
 until the worker's memory limit stops it), ``reserve`` (the same with untouched
 zero pages: it reaches a limit of gigabytes without using the machine's memory),
-``hang`` (sleeps past any timeout), ``slow:N`` (takes N seconds, then ok), ``needs:PATH`` (fails unless PATH
-exists), ``flaky`` (an I/O error on the first
+``hang`` (sleeps past any timeout), ``slow:N`` (takes N seconds, then ok),
+``needs:PATH`` (fails unless PATH exists), ``flaky`` (an I/O error on the first
 attempt only), ``broken`` (writes an output that fails its check), ``fill``
 (writes its output until the disk is full, leaving the partial file behind) and
 ``fill:N`` (the same, but the "disk" is full after N bytes: an injected ENOSPC
