@@ -8,6 +8,9 @@ is measured here: Flate data is inflated in small pieces and counted, up to the
 limit and no further; an image's raster is computed from its dictionary. A
 stream past ``PDF.MAX_DECODED_MB`` fails the job with ``too_large`` in about a
 second, naming the option, instead of growing the worker to its memory limit.
+(Image data is not inflated: the engines decode an image into its raster only.
+The one step that decodes image data whole, image recompression, bounds it
+itself.)
 
 Streams whose first filter is not Flate (LZW, RunLength, ASCII85, …) are
 measured only when they are too short to exceed the limit whatever they hold;
@@ -179,10 +182,13 @@ def check_decoded_sizes(pdf: pikepdf.Pdf, name: str, limit_mb: int) -> DecodedSi
     sizes: dict[tuple[int, int], int] = {}
     for stream in _streams(pdf):
         if stream.get("/Subtype") == pikepdf.Name.Image:
+            # pdfium and Ghostscript decode an image row by row into its raster, never
+            # more: the raster is what they hold, and it needs no inflating to know.
             raster = raster_size(stream)
             if raster > cap:
                 width, height = stream.get("/Width"), stream.get("/Height")
                 raise _too_large(name, f"a {width} x {height} image", raster, limit_mb, option)
+            continue
         size = decoded_size(stream, cap)
         if size > cap:
             raise _too_large(name, _what(stream), None, limit_mb, option)

@@ -28,6 +28,7 @@ import pypdfium2.raw
 from PIL import Image
 
 from hotfolder.errors import ToolFailed
+from hotfolder.workflows.pdfbounds import inflated_size
 
 #: Images with more pixels are left alone (decoding them would cost too much memory).
 MAX_PIXELS = 64_000_000
@@ -228,8 +229,11 @@ def _eligible(image: pikepdf.Object) -> tuple[str, str] | None:
 def _decode(image: pikepdf.Object, mode: str, kind: str) -> Image.Image | None:
     size = (int(image.Width), int(image.Height))
     if kind == "/FlateDecode":
-        data = image.read_bytes()  # qpdf undoes Flate and any PNG/TIFF predictor
         expected = size[0] * size[1] * len(mode)
+        # qpdf would inflate all of the data, however much more than the raster it is.
+        if inflated_size(image.read_raw_bytes(), 2 * expected) > 2 * expected:
+            return None
+        data = image.read_bytes()  # qpdf undoes Flate and any PNG/TIFF predictor
         if len(data) < expected:
             return None
         return Image.frombytes(mode, size, data[:expected])
