@@ -46,8 +46,9 @@ MAX_DECODED = OptionSpec(
 #: unused-resource pass: qpdf parses the content in memory (about twice its size).
 REMOVE_UNUSED_MAX_CONTENT_MB = 64
 
-#: Compressed bytes inflated at a time while counting (at most ~4 MB come out).
-_INPUT_PIECE = 4096
+#: Compressed bytes inflated at a time while counting: at most ~1 MB comes out, which
+#: malloc reuses (bigger pieces are fresh mappings that page-fault as they fill).
+_INPUT_PIECE = 1024
 #: The most any generalized PDF filter expands its input (LZW codes of 4096 bytes).
 _WORST_RATIO = 4096
 _COMPONENTS = {"/DeviceGray": 1, "/CalGray": 1, "/Indexed": 1, "/Separation": 1}
