@@ -39,8 +39,14 @@ MIN_AUTO_MB = 1024
 _NEAR_LIMIT = 0.9
 _MB = 1024 * 1024
 
-#: Text engines print when an allocation failed (qpdf and C++, Ghostscript, glibc).
-OUT_OF_MEMORY_MARKERS = ("std::bad_alloc", "VMerror", "Cannot allocate memory", "out of memory")
+#: Text engines print when an allocation failed (qpdf and C++, Ghostscript, Python, libc).
+OUT_OF_MEMORY_MARKERS = (
+    "std::bad_alloc",
+    "VMerror",
+    "MemoryError",
+    "Cannot allocate memory",
+    "out of memory",
+)
 
 MemorySetting = int | Literal["auto"]
 

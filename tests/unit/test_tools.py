@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hotfolder import tools
-from hotfolder.errors import JobTimeout, ToolFailed, ToolMissing
+from hotfolder.errors import JobTimeout, TooLarge, ToolFailed, ToolMissing
 from tests.helpers import wait_for
 
 
@@ -82,3 +82,19 @@ def test_version_probe() -> None:
     """version() returns the first line of output, or 'missing'."""
     assert tools.version(sys.executable, "--version").startswith("Python 3.")
     assert tools.version("hotfolder-no-such-engine", "--version") == "missing"
+
+
+def test_an_engine_out_of_memory_fails_too_large() -> None:
+    """An engine inherits the worker's limit; when it runs out, the file is too large."""
+    script = (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (200 << 20, 200 << 20)); "
+        "b = bytearray(400 << 20)"
+    )
+    with pytest.raises(TooLarge, match=r"Python: The conversion needed more than"):
+        tools.run([sys.executable, "-c", script], timeout=30, what="Python")
+    # Ghostscript's word for it, on stderr.
+    vmerror = "echo 'Error: /VMerror in --showpage--' >&2; exit 1"
+    with pytest.raises(TooLarge):
+        tools.run(["sh", "-c", vmerror], timeout=30, what="Ghostscript")
+    with pytest.raises(ToolFailed):
+        tools.run(["sh", "-c", "echo 'Error: /undefined' >&2; exit 1"], timeout=30, what="gs")

@@ -63,13 +63,13 @@ class DecodedSizes:
 
 
 def inflated_size(data: bytes, cap: int) -> int:
-    """Bytes ``data`` (zlib or raw deflate) inflates to, counted up to ``cap`` + 1."""
+    """Bytes the zlib ``data`` inflates to, counted up to ``cap`` + 1."""
     inflater = zlib.decompressobj()
     view = memoryview(data)
     total = offset = 0
     try:
         # Small input pieces: Deflate expands at most about 1032 times, so no piece
-        # inflates to more than a few MB, and no input is copied.
+        # inflates to more than about 1 MB, and no input is copied.
         while offset < len(view) and total <= cap and not inflater.eof:
             total += len(inflater.decompress(view[offset : offset + _INPUT_PIECE]))
             offset += _INPUT_PIECE
