@@ -39,12 +39,7 @@ from hotfolder.workflows.base import (
     output_stem,
 )
 from hotfolder.workflows.detect import detect_format
-from hotfolder.workflows.pdfbounds import (
-    MAX_DECODED,
-    MB,
-    REMOVE_UNUSED_MAX_CONTENT_MB,
-    check_decoded_sizes,
-)
+from hotfolder.workflows.pdfbounds import MAX_DECODED, check_decoded_sizes, remove_unused_resources
 from hotfolder.workflows.pdfimages import ImageReport, check_images, recompress_images
 
 #: What qpdf raises for a damaged file. QpdfRuntimeError is not a PdfError: qpdf throws
@@ -314,16 +309,9 @@ class OptimizeStep:
                         f"Images in {source.name!r} were not downsampled: {images.no_downsampling}."
                     )
             sizes = check_decoded_sizes(pdf, source.name, ctx.options["PDF.MAX_DECODED_MB"])
-            largest = max(sizes.page_content, default=0)
-            if ctx.options["PDF.REMOVE_UNUSED"] and largest > REMOVE_UNUSED_MAX_CONTENT_MB * MB:
-                # qpdf would parse that content in memory, about twice its size.
-                ctx.warn(
-                    f"Unused resources were kept in {source.name!r}: a page's content is "
-                    f"{largest // MB} MB, more than the {REMOVE_UNUSED_MAX_CONTENT_MB} MB "
-                    "that pass parses (PDF.REMOVE_UNUSED)."
-                )
-            elif ctx.options["PDF.REMOVE_UNUSED"]:
-                pdf.remove_unreferenced_resources()
+            if ctx.options["PDF.REMOVE_UNUSED"]:
+                for warning in remove_unused_resources(pdf, sizes, source.name):
+                    ctx.warn(warning)
             # qpdf cannot decode streams while keeping encryption; encrypted files get
             # object streams, unused-resource removal and image recompression only.
             recompress = bool(ctx.options["PDF.RECOMPRESS"]) and not encrypted

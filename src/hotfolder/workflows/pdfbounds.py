@@ -126,6 +126,23 @@ def raster_size(image: pikepdf.Stream) -> int:
     return max(0, width) * max(0, height) * max(1, components) * max(1, bits) // 8
 
 
+def remove_unused_resources(pdf: pikepdf.Pdf, sizes: DecodedSizes, name: str) -> list[str]:
+    """Qpdf's unused-resource pass, unless a page's content is too big for it; warnings.
+
+    The pass parses each page's content in memory, at about twice its size (1 GiB
+    of content: 2 GB); ``save`` alone handles the same file in constant memory.
+    """
+    largest = max(sizes.page_content, default=0)
+    if largest > REMOVE_UNUSED_MAX_CONTENT_MB * MB:
+        return [
+            f"Unused resources were kept in {name!r}: a page's content is {largest // MB} MB, "
+            f"more than the {REMOVE_UNUSED_MAX_CONTENT_MB} MB that pass parses "
+            "(PDF.REMOVE_UNUSED)."
+        ]
+    pdf.remove_unreferenced_resources()
+    return []
+
+
 def _streams(pdf: pikepdf.Pdf) -> Iterator[pikepdf.Stream]:
     for obj in pdf.objects:
         if isinstance(obj, pikepdf.Stream):
