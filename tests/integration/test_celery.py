@@ -257,12 +257,24 @@ def test_timeout_crash_and_cancel_fail_only_their_own_job(hotfolder, redis_url, 
     # A timed-out job is acknowledged, never handed out again; a crashed one twice.
     assert worker.text().count("] converting on") == 1 + 2
 
+    # The worker limits its processes by the daemon's formula, over its concurrency.
+    shown = re.search(r"memory limit (\d+) MB per worker process \(.* / 2 process", worker.text())
+    assert shown, worker.text()
+    limit_mb = int(shown.group(1))
+    (inbox / "big.job").write_text("reserve")
+    daemon.wait_finished("faults", 2, timeout=40)
+    big = {s["name"]: s for s in daemon.statuses("faults", "error")}["big"]
+    assert big["error"]["code"] == "too_large"
+    assert f"needed more than {limit_mb} MB (worker_memory_limit)" in big["error"]["message"]
+
     (inbox / "long.job").write_text("slow:60")
     found = wait_for(
         lambda: re.search(r"\[job (\w+)\] running on worker \S+ pid (\d+)", _tail(daemon, "long")),
         what="the long job running",
     )
     job_id, pid = found.group(1), int(found.group(2))
+    limits = Path(f"/proc/{pid}/limits").read_text()
+    assert re.search(rf"^Max address space\s+{limit_mb << 20}\s", limits, re.MULTILINE), limits
     cancel = subprocess.run(
         [sys.executable, "-m", "hotfolder", "cancel", "--config", str(daemon.config), job_id],
         capture_output=True,
@@ -270,14 +282,14 @@ def test_timeout_crash_and_cancel_fail_only_their_own_job(hotfolder, redis_url, 
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert cancel.returncode == 0, cancel.stderr
-    daemon.wait_finished("faults", 2)
+    daemon.wait_finished("faults", 3)
     assert {s["name"]: s for s in daemon.statuses("faults", "error")}["long"]["status"] == (
         "aborted"
     )
     # The worker process running it was killed (revoke with SIGKILL), not left to finish.
     wait_for(lambda: not _exists(pid), timeout=10, what="the cancelled job's process gone")
     (inbox / "after.job").write_text("ok")
-    daemon.wait_finished("faults", 3, timeout=15)
+    daemon.wait_finished("faults", 4, timeout=15)
     assert [s["name"] for s in daemon.statuses("faults", "out")] == ["after"]
     assert daemon.files("faults", "in") == [] and daemon.files("hang", "in") == []
     assert daemon.stop() == 0
