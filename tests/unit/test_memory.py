@@ -14,8 +14,8 @@ import pikepdf
 import pytest
 
 from hotfolder import memory
-from hotfolder.config import DaemonSettings
-from hotfolder.errors import TooLarge
+from hotfolder.config import DaemonSettings, load_settings
+from hotfolder.errors import ConfigError, TooLarge
 from hotfolder.memory import (
     MIN_AUTO_MB,
     cgroup_memory_max_mb,
@@ -41,6 +41,24 @@ def test_the_default_is_auto_and_zero_still_turns_it_off() -> None:
     assert DaemonSettings(worker_memory_limit=0).worker_memory_limit == 0
     assert memory_limit(0, 4).mb == 0
     assert memory_limit(2048, 4).mb == 2048
+
+
+@pytest.mark.parametrize(("value", "expected"), [("auto", "auto"), ("0", 0), ("1536", 1536)])
+def test_the_setting_comes_from_toml_or_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, expected: object
+) -> None:
+    config = tmp_path / "hotfolder.toml"
+    config.write_text("[daemon]\nworker_memory_limit = 1024\n")
+    assert load_settings(config).daemon.worker_memory_limit == 1024
+    monkeypatch.setenv("HOTFOLDER_DAEMON__WORKER_MEMORY_LIMIT", value)
+    assert load_settings(config).daemon.worker_memory_limit == expected
+
+
+def test_a_wrong_setting_names_its_key(tmp_path: Path) -> None:
+    config = tmp_path / "hotfolder.toml"
+    config.write_text('[daemon]\nworker_memory_limit = "lots"\n')
+    with pytest.raises(ConfigError, match=r"daemon\.worker_memory_limit"):
+        load_settings(config)
 
 
 def test_auto_is_half_the_memory_over_the_processes(monkeypatch: pytest.MonkeyPatch) -> None:
