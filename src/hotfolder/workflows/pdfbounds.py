@@ -49,6 +49,8 @@ REMOVE_UNUSED_MAX_CONTENT_MB = 64
 #: Compressed bytes inflated at a time while counting: at most ~1 MB comes out, which
 #: malloc reuses (bigger pieces are fresh mappings that page-fault as they fill).
 _INPUT_PIECE = 1024
+#: The most Deflate expands its input (258 bytes from one 2-bit code, and a little).
+_FLATE_RATIO = 1032
 #: The most any generalized PDF filter expands its input (LZW codes of 4096 bytes).
 _WORST_RATIO = 4096
 _COMPONENTS = {"/DeviceGray": 1, "/CalGray": 1, "/Indexed": 1, "/Separation": 1}
@@ -86,8 +88,12 @@ def _filters(stream: pikepdf.Stream) -> list[str]:
     return [str(value)] if value is not None else []
 
 
-def decoded_size(stream: pikepdf.Stream, cap: int) -> int:
-    """What ``stream`` decodes to in bytes, counted up to ``cap`` + 1; 0 if unknown."""
+def decoded_size(stream: pikepdf.Stream, cap: int, exact_above: int = 0) -> int:
+    """What ``stream`` decodes to in bytes, counted up to ``cap`` + 1; 0 if unknown.
+
+    A stream too short to decode to more than ``exact_above`` bytes is not decoded:
+    that bound is returned instead (ordinary files are measured without inflating).
+    """
     filters = _filters(stream)
     try:
         raw = stream.read_raw_bytes()
@@ -95,11 +101,13 @@ def decoded_size(stream: pikepdf.Stream, cap: int) -> int:
         return 0  # unreadable: the step's own error handling reports it
     if not filters:
         return len(raw)
-    if filters[0] in ("/FlateDecode", "/Fl"):
+    flate = filters[0] in ("/FlateDecode", "/Fl")
+    bound = len(raw) * (_FLATE_RATIO if flate else _WORST_RATIO)
+    if bound <= max(exact_above, 0):
+        return bound
+    if flate:
         # A predictor or a further filter changes the size little; the inflate counts.
         return inflated_size(raw, cap)
-    if len(raw) * _WORST_RATIO <= cap:
-        return len(raw)  # cannot exceed the cap, whatever the filters do
     return 0
 
 
@@ -197,6 +205,10 @@ def check_decoded_sizes(pdf: pikepdf.Pdf, name: str, limit_mb: int) -> DecodedSi
     else:
         option = "PDF.MAX_DECODED_MB"
     cap = limit_mb * MB
+    # Content is measured closely enough to decide on the unused-resource pass too.
+    small = min(cap, REMOVE_UNUSED_MAX_CONTENT_MB * MB)
+    contents = [_content_streams(page) for page in pdf.pages]
+    content_ids = {stream.objgen for streams in contents for stream in streams}
     sizes: dict[tuple[int, int], int] = {}
     for stream in _streams(pdf):
         if stream.get("/Subtype") == pikepdf.Name.Image:
@@ -207,16 +219,16 @@ def check_decoded_sizes(pdf: pikepdf.Pdf, name: str, limit_mb: int) -> DecodedSi
                 width, height = stream.get("/Width"), stream.get("/Height")
                 raise _too_large(name, f"a {width} x {height} image", raster, limit_mb, option)
             continue
-        size = decoded_size(stream, cap)
+        size = decoded_size(stream, cap, small if stream.objgen in content_ids else cap)
         if size > cap:
             raise _too_large(name, _what(stream), None, limit_mb, option)
         sizes[stream.objgen] = size
     result = DecodedSizes()
-    for number, page in enumerate(pdf.pages, start=1):
-        total = 0
-        for stream in _content_streams(page):
-            known = sizes.get(stream.objgen)
-            total += decoded_size(stream, cap) if known is None else known
+    for number, streams in enumerate(contents, start=1):
+        total = sum(sizes.get(stream.objgen, 0) for stream in streams)
+        if total > small:
+            # Bounds of many short streams add up: count what they really hold.
+            total = sum(decoded_size(stream, cap) for stream in streams)
         if total > cap:
             raise _too_large(name, f"page {number} content", None, limit_mb, option)
         result.page_content.append(total)
