@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import random
 import resource
 import subprocess
 import sys
@@ -158,3 +159,18 @@ def test_optimize_skips_the_unused_resource_pass_for_huge_content(tmp_path: Path
     result = step.run([source], out, ctx)
     step.verify([source], result, ctx)
     assert any("Unused resources were kept" in warning for warning in ctx.warnings)
+
+
+def test_many_short_content_streams_are_counted_not_guessed() -> None:
+    """Upper bounds of 200 short streams exceed 64 MB; what they hold is 200 KB."""
+    pdf = pikepdf.new()
+    pdf.add_blank_page()
+    rng = random.Random(12)
+    streams = []
+    for _ in range(200):
+        text = bytes(rng.choice(b"0123456789 mlSf") for _ in range(1024))
+        stream = pikepdf.Stream(pdf, zlib.compress(text))
+        stream.Filter = pikepdf.Name.FlateDecode
+        streams.append(pdf.make_indirect(stream))
+    pdf.pages[0].Contents = pikepdf.Array(streams)
+    assert check_decoded_sizes(pdf, "many.pdf", 64).page_content == [200 * 1024]
