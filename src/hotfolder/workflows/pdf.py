@@ -39,7 +39,11 @@ from hotfolder.workflows.base import (
     output_stem,
 )
 from hotfolder.workflows.detect import detect_format
-from hotfolder.workflows.pdfbounds import MAX_DECODED, check_decoded_sizes, remove_unused_resources
+from hotfolder.workflows.pdfbounds import (
+    SIZE_OPTIONS,
+    check_decoded_sizes,
+    remove_unused_resources,
+)
 from hotfolder.workflows.pdfimages import ImageReport, check_images, recompress_images
 
 #: What qpdf raises for a damaged file. QpdfRuntimeError is not a PdfError: qpdf throws
@@ -280,7 +284,7 @@ class OptimizeStep:
         ),
         IMAGE_QUALITY,
         IMAGE_MAX_DPI,
-        MAX_DECODED,
+        *SIZE_OPTIONS,
     )
 
     def run(self, inputs: Sequence[Path], out_dir: Path, ctx: StepContext) -> StepResult:
@@ -308,7 +312,12 @@ class OptimizeStep:
                     ctx.warn(
                         f"Images in {source.name!r} were not downsampled: {images.no_downsampling}."
                     )
-            sizes = check_decoded_sizes(pdf, source.name, ctx.options["PDF.MAX_DECODED_MB"])
+            sizes = check_decoded_sizes(
+                pdf,
+                source.name,
+                ctx.options["PDF.MAX_DECODED_MB"],
+                ctx.options["PDF.MAX_IMAGE_PIXELS"],
+            )
             if ctx.options["PDF.REMOVE_UNUSED"]:
                 for warning in remove_unused_resources(pdf, sizes, source.name):
                     ctx.warn(warning)

@@ -31,7 +31,7 @@ from hotfolder.memory import out_of_memory
 from hotfolder.workflows import ghostscript
 from hotfolder.workflows.base import OptionSpec, StepContext, StepResult, Workflow, output_stem
 from hotfolder.workflows.pdf import PASSWORD, QPDF_ERRORS, REPAIR, open_pdf, pikepdf_opened
-from hotfolder.workflows.pdfbounds import MAX_DECODED, check_decoded_sizes
+from hotfolder.workflows.pdfbounds import SIZE_OPTIONS, check_decoded_sizes
 
 PART = OptionSpec(
     "PDFA.PART",
@@ -140,7 +140,7 @@ class ArchiveStep:
     """Write every input as PDF/A, validated, and say which engine made it."""
 
     name: str = "pdf-archive"
-    options: tuple[OptionSpec, ...] = (PASSWORD, REPAIR, PART, ENGINE, GS_TIMEOUT, MAX_DECODED)
+    options: tuple[OptionSpec, ...] = (PASSWORD, REPAIR, PART, ENGINE, GS_TIMEOUT, *SIZE_OPTIONS)
 
     def run(self, inputs: Sequence[Path], out_dir: Path, ctx: StepContext) -> StepResult:
         """Write ``<stem>.pdf`` per input into ``out_dir``, unencrypted, as PDF/A."""
@@ -169,7 +169,12 @@ class ArchiveStep:
                 ctx.warn(f"qpdf repaired {source.name!r}: {repair}")
             pages = len(opened.pdf.pages)
             # pdfium, pikepdf's checks and Ghostscript all hold page content in memory.
-            check_decoded_sizes(opened.pdf, source.name, ctx.options["PDF.MAX_DECODED_MB"])
+            check_decoded_sizes(
+                opened.pdf,
+                source.name,
+                ctx.options["PDF.MAX_DECODED_MB"],
+                ctx.options["PDF.MAX_IMAGE_PIXELS"],
+            )
             before = _input_texts(source, password)
             if engine != "ghostscript":
                 try:

@@ -5,12 +5,15 @@ Engines that parse page content (pdfium for text and rendering, qpdf's
 unused-resource pass, pikepdf's PDF/A checks, Ghostscript) hold all of it in
 memory, several times over. Before such a step runs, every stream of the file
 is measured here: Flate data is inflated in small pieces and counted, up to the
-limit and no further; an image's raster is computed from its dictionary. A
-stream past ``PDF.MAX_DECODED_MB`` fails the job with ``too_large`` in about a
-second, naming the option, instead of growing the worker to its memory limit.
-(Image data is not inflated: the engines decode an image into its raster only.
-The one step that decodes image data whole, image recompression, bounds it
-itself.)
+limit and no further. A stream past ``PDF.MAX_DECODED_MB`` fails the job with
+``too_large`` in about a second, naming the option, instead of growing the
+worker to its memory limit.
+
+Images are different: pdfium, Ghostscript and qpdf decode image data row by row
+(a 60000 x 60000 image renders in about 140 MB), so their data is not inflated
+here; an image larger than ``PDF.MAX_IMAGE_PIXELS`` (from its dictionary) fails,
+which bounds the time such a file takes. The one step that decodes image data
+whole, image recompression in pdf-optimize, bounds it itself.
 
 Streams whose first filter is not Flate (LZW, RunLength, ASCII85, …) are
 measured only when they are too short to exceed the limit whatever they hold;
@@ -37,10 +40,19 @@ MAX_DECODED = OptionSpec(
     "PDF.MAX_DECODED_MB",
     Annotated[int, Field(ge=1)],
     512,
-    "Largest decompressed stream (a page's content, a font, an image's raster) a step "
-    "decodes, in MB; a PDF with a larger one fails with too_large. Raise it (and "
-    "worker_memory_limit) for huge drawings or scans.",
+    "Largest decompressed stream (a page's content, a font) a step decodes, in MB; a PDF "
+    "with a larger one fails with too_large. Raise it (and worker_memory_limit) for "
+    "huge drawings.",
 )
+MAX_IMAGE_PIXELS = OptionSpec(
+    "PDF.MAX_IMAGE_PIXELS",
+    Annotated[int, Field(ge=1)],
+    1_000_000_000,
+    "Largest image (width x height) a PDF may hold; a larger one fails with too_large. "
+    "A 600 dpi A0 scan has 0.56 billion pixels.",
+)
+#: The options of every step that measures its inputs with check_decoded_sizes.
+SIZE_OPTIONS = (MAX_DECODED, MAX_IMAGE_PIXELS)
 
 #: A page whose content streams decode to more than this skips pdf-optimize's
 #: unused-resource pass: qpdf parses the content in memory (about twice its size).
@@ -53,7 +65,6 @@ _INPUT_PIECE = 1024
 _FLATE_RATIO = 1032
 #: The most any generalized PDF filter expands its input (LZW codes of 4096 bytes).
 _WORST_RATIO = 4096
-_COMPONENTS = {"/DeviceGray": 1, "/CalGray": 1, "/Indexed": 1, "/Separation": 1}
 
 
 @dataclass
@@ -111,27 +122,12 @@ def decoded_size(stream: pikepdf.Stream, cap: int, exact_above: int = 0) -> int:
     return 0
 
 
-def raster_size(image: pikepdf.Stream) -> int:
-    """Bytes of an image XObject's decoded raster, from its Width, Height and colour."""
+def image_pixels(image: pikepdf.Stream) -> int:
+    """Width x height of an image XObject, from its dictionary (0 if unreadable)."""
     try:
-        width, height = int(image.get("/Width", 0)), int(image.get("/Height", 0))
-        bits = int(image.get("/BitsPerComponent", 8))
+        return max(0, int(image.get("/Width", 0))) * max(0, int(image.get("/Height", 0)))
     except (TypeError, ValueError):
         return 0
-    space = image.get("/ColorSpace")
-    if isinstance(space, pikepdf.Array) and len(space) > 0:
-        name = str(space[0])
-        if name == "/ICCBased" and len(space) > 1 and isinstance(space[1], pikepdf.Stream):
-            components = int(space[1].get("/N", 3))
-        elif name == "/DeviceN" and len(space) > 1 and isinstance(space[1], pikepdf.Array):
-            components = len(space[1])
-        else:
-            components = _COMPONENTS.get(name, 3)
-    elif image.get("/ImageMask", False):
-        components, bits = 1, 1
-    else:
-        components = {"/DeviceRGB": 3, "/DeviceCMYK": 4}.get(str(space), 1)
-    return max(0, width) * max(0, height) * max(1, components) * max(1, bits) // 8
 
 
 def remove_unused_resources(pdf: pikepdf.Pdf, sizes: DecodedSizes, name: str) -> list[str]:
@@ -166,16 +162,15 @@ def _content_streams(page: pikepdf.Page) -> list[pikepdf.Stream]:
     return []
 
 
-def _too_large(name: str, what: str, size: int | None, limit_mb: int, option: str) -> TooLarge:
-    # Inflated sizes are counted only up to the limit; a raster's size is exact.
-    amount = f"{size / MB:,.0f} MB, " if size is not None else ""
+def _too_large(name: str, what: str, limit_mb: int, option: str) -> TooLarge:
+    # Inflated sizes are counted only up to the limit: "more than" is all that is known.
     if option == "worker_memory_limit":
         return TooLarge(
-            f"{name!r} has {what} that decompresses to {amount}more than the worker's "
-            f"memory limit. {needed_more_message(limit_mb)}"
+            f"{name!r} has {what} that decompresses to more than the worker's memory "
+            f"limit. {needed_more_message(limit_mb)}"
         )
     return TooLarge(
-        f"{name!r} has {what} that decompresses to {amount}more than "
+        f"{name!r} has {what} that decompresses to more than "
         f"PDF.MAX_DECODED_MB = {limit_mb} MB; it was not converted, since the engines "
         "would hold all of it in memory. Raise PDF.MAX_DECODED_MB (and "
         "worker_memory_limit) if such files are expected."
@@ -191,8 +186,12 @@ def _what(stream: pikepdf.Stream) -> str:
     return f"a stream (object {stream.objgen[0]})"
 
 
-def check_decoded_sizes(pdf: pikepdf.Pdf, name: str, limit_mb: int) -> DecodedSizes:
+def check_decoded_sizes(
+    pdf: pikepdf.Pdf, name: str, limit_mb: int, max_pixels: int = MAX_IMAGE_PIXELS.default
+) -> DecodedSizes:
     """Measure every stream of ``pdf``; raise TooLarge when one is past ``limit_mb``.
+
+    Images are checked against ``max_pixels`` instead (see the module's docstring).
 
     Also checks each page's content streams together (a page may split its content
     into many streams), and returns those sizes. A stream larger than the worker's
@@ -212,16 +211,18 @@ def check_decoded_sizes(pdf: pikepdf.Pdf, name: str, limit_mb: int) -> DecodedSi
     sizes: dict[tuple[int, int], int] = {}
     for stream in _streams(pdf):
         if stream.get("/Subtype") == pikepdf.Name.Image:
-            # pdfium and Ghostscript decode an image row by row into its raster, never
-            # more: the raster is what they hold, and it needs no inflating to know.
-            raster = raster_size(stream)
-            if raster > cap:
+            pixels = image_pixels(stream)
+            if pixels > max_pixels:
                 width, height = stream.get("/Width"), stream.get("/Height")
-                raise _too_large(name, f"a {width} x {height} image", raster, limit_mb, option)
+                raise TooLarge(
+                    f"{name!r} has a {width} x {height} image ({pixels:,} pixels), more than "
+                    f"PDF.MAX_IMAGE_PIXELS = {max_pixels:,}; it was not converted. Raise "
+                    "PDF.MAX_IMAGE_PIXELS if such images are expected."
+                )
             continue
         size = decoded_size(stream, cap, small if stream.objgen in content_ids else cap)
         if size > cap:
-            raise _too_large(name, _what(stream), None, limit_mb, option)
+            raise _too_large(name, _what(stream), limit_mb, option)
         sizes[stream.objgen] = size
     result = DecodedSizes()
     for number, streams in enumerate(contents, start=1):
@@ -230,6 +231,6 @@ def check_decoded_sizes(pdf: pikepdf.Pdf, name: str, limit_mb: int) -> DecodedSi
             # Bounds of many short streams add up: count what they really hold.
             total = sum(decoded_size(stream, cap) for stream in streams)
         if total > cap:
-            raise _too_large(name, f"page {number} content", None, limit_mb, option)
+            raise _too_large(name, f"page {number} content", limit_mb, option)
         result.page_content.append(total)
     return result

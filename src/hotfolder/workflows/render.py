@@ -33,7 +33,7 @@ from hotfolder.workflows.base import (
 from hotfolder.workflows.image import QUALITY
 from hotfolder.workflows.pages import page_numbers, parse_page_ranges
 from hotfolder.workflows.pdf import PASSWORD, REPAIR, open_pdf
-from hotfolder.workflows.pdfbounds import MAX_DECODED, check_decoded_sizes
+from hotfolder.workflows.pdfbounds import SIZE_OPTIONS, check_decoded_sizes
 
 # Format -> (Pillow format name, file suffix).
 FORMATS: dict[str, tuple[str, str]] = {
@@ -76,7 +76,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
         100_000_000,
         "Refuse to render a page to more pixels than this (memory guard; about 300 MB).",
     ),
-    MAX_DECODED,
+    *SIZE_OPTIONS,
 )
 
 
@@ -114,7 +114,9 @@ def _plan(source: Path, options: dict[str, Any], ctx: StepContext) -> _Plan:
         ctx.warn(f"qpdf repaired the input: {repair}")
     try:
         # pdfium holds a page's whole content, and decodes fonts whole, to draw it.
-        check_decoded_sizes(opened.pdf, source.name, options["PDF.MAX_DECODED_MB"])
+        check_decoded_sizes(
+            opened.pdf, source.name, options["PDF.MAX_DECODED_MB"], options["PDF.MAX_IMAGE_PIXELS"]
+        )
     finally:
         opened.close()
     scale = options["RENDER.DPI"] / 72
