@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ulid import ULID
 
+from hotfolder.claimed import stamp
 from hotfolder.config import FolderSettings
 from hotfolder.intake import Candidate
 from hotfolder.journal import JobRecord, Journal
@@ -71,6 +72,7 @@ def claim_many(
         try:
             workdirs.create(work)
             candidate.path.rename(record.work_input)
+            stamp(record)
         except OSError as exc:
             journal.delete(record.job_id)
             workdirs.discard(work)  # holds nothing of the user's: the rename failed

@@ -25,9 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hotfolder.claim import new_job_id
+from hotfolder.claimed import stamp
 from hotfolder.config import FolderSettings
-from hotfolder.errors import Aborted, HotfolderError, InputsMissing, JobError, NotRegularFile
-from hotfolder.intake import Candidate, FolderIntake, Signature
+from hotfolder.errors import (
+    Aborted,
+    HotfolderError,
+    InputsMissing,
+    JobError,
+    ManifestInvalid,
+    NotRegularFile,
+)
+from hotfolder.intake import Candidate, FolderIntake, Signature, same_name
 from hotfolder.journal import JobRecord, Journal
 from hotfolder.manifest import MANIFEST_SUFFIX, MAX_MANIFEST_BYTES, Manifest, parse_manifest, plan
 from hotfolder.models import ErrorInfo, JobState, JobStatus
@@ -49,10 +57,16 @@ class _Waiting:
     signature: Signature | None
     #: Input path -> (signature, since when unchanged), for settling.
     seen: dict[Path, tuple[Signature, float]] = field(default_factory=dict)
+    #: Manifest input name -> the entry holding it under another Unicode
+    #: normalisation (macOS clients write NFD names to SMB shares).
+    found: dict[str, Path] = field(default_factory=dict)
+    #: What the job last said it waits for (journaled when it changes).
+    told: str = ""
 
     @property
     def inputs(self) -> list[Path]:
-        return [self.manifest_path.parent / name for name in self.manifest.input_names]
+        base = self.manifest_path.parent
+        return [self.found.get(name, base / name) for name in self.manifest.input_names]
 
     @property
     def owned(self) -> list[Path]:
@@ -137,6 +151,7 @@ class PendingJobs:
         record.work_dir = str(folder.work_dir / "jobs" / record.job_id)
         try:
             manifest, signature = read_manifest(path)
+            record.input_size = signature.size
             planned = plan(manifest, folder)
         except JobError as exc:
             self.journal.insert(record)
@@ -197,13 +212,16 @@ class PendingJobs:
 
     def check(self) -> None:
         """Look at every waiting job once: start, fail or keep waiting."""
+        # Folder listings, made only when a name is not found as spelt, and shared
+        # by every job of this round.
+        listings: dict[Path, dict[str, Path]] = {}
         for waiting in list(self._waiting.values()):
             try:
-                self._check(waiting)
+                self._check(waiting, listings)
             except Exception:
                 log.exception("checking pending job %s failed", waiting.record.job_id)
 
-    def _check(self, waiting: _Waiting) -> None:
+    def _check(self, waiting: _Waiting, listings: dict[Path, dict[str, Path]]) -> None:
         record = waiting.record
         try:
             info = waiting.manifest_path.lstat()
@@ -218,31 +236,11 @@ class PendingJobs:
             return
         if Signature.of(info) != waiting.signature and not self._reread(waiting):
             return
-        now = self._clock()
-        missing: list[str] = []
-        settling = False
-        for path in waiting.inputs:
-            try:
-                current = Signature.of(path.lstat())
-            except FileNotFoundError:
-                missing.append(path.name)
-                waiting.seen.pop(path, None)
-                continue
-            if not current.regular:
-                self._end_waiting(
-                    waiting,
-                    NotRegularFile(
-                        f"The manifest names {path.name!r}, which is a symbolic link or special "
-                        "file; hotfolder never follows links. Drop the file itself."
-                    ),
-                )
-                return
-            known = waiting.seen.get(path)
-            if known is None or known[0] != current:
-                waiting.seen[path] = (current, now)
-                settling = True
-            elif now - known[1] < waiting.folder.settle:
-                settling = True
+        waits = self._inputs(waiting, listings)
+        if waits is None:
+            return  # the job ended
+        missing, settling = waits
+        self._tell(waiting, missing, settling)
         if missing:
             if time.time() >= waiting.deadline:
                 self._end_waiting(
@@ -258,6 +256,70 @@ class PendingJobs:
             return
         self._start(waiting)
         log.info("all %d input(s) present", len(waiting.inputs), extra={"job_id": record.job_id})
+
+    def _inputs(
+        self, waiting: _Waiting, listings: dict[Path, dict[str, Path]]
+    ) -> tuple[list[str], list[str]] | None:
+        """(missing, settling) input names; None when a bad input ended the job."""
+        now = self._clock()
+        base = waiting.manifest_path.parent
+        intake = self.intakes.get(waiting.folder.name)
+        writers = intake.writers if intake is not None else None
+        missing: list[str] = []
+        settling: list[str] = []
+        for name in waiting.manifest.input_names:
+            path = waiting.found.get(name, base / name)
+            info = _lstat(path)
+            if info is None:
+                # Not under the manifest's spelling: perhaps under another normalisation.
+                if base not in listings:
+                    listings[base] = _listing(base)
+                twin = listings[base].get(same_name(Path(name)))
+                info = _lstat(twin) if twin is not None else None
+                if twin is not None and info is not None:
+                    path = waiting.found[name] = twin
+            if info is None:
+                missing.append(name)
+                waiting.seen.pop(path, None)
+                continue
+            problem = _not_a_file(name, info)
+            if problem is not None:
+                self._end_waiting(waiting, problem)
+                return None
+            current = Signature.of(info)
+            known = waiting.seen.get(path)
+            if known is None or known[0] != current:
+                waiting.seen[path] = (current, now)
+                settling.append(name)
+            elif now - known[1] < waiting.folder.settle or (
+                writers is not None and writers.busy(path) is True
+            ):
+                settling.append(name)
+        return missing, settling
+
+    def _tell(self, waiting: _Waiting, missing: list[str], settling: list[str]) -> None:
+        # A job that waits says what it waits for: in its status message, which
+        # `hotfolder status JOBID` and GET /jobs/{jobId} show.
+        total = len(waiting.manifest.input_names)
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} of {total} input(s) not there yet: {', '.join(missing)}")
+        if settling:
+            parts.append(f"still being written: {', '.join(settling)}")
+        if parts:
+            message = "Waiting for its inputs: " + "; ".join(parts) + "."
+        elif not waiting.manifest.process:
+            message = (
+                "Every input is here; held because the manifest says process: false "
+                "(replace the manifest with process: true to start the job)."
+            )
+        else:
+            message = ""
+        if message == waiting.told:
+            return
+        waiting.told = message
+        waiting.record.message = message
+        self.journal.update(waiting.record.job_id, durable=False, message=message)
 
     def _reread(self, waiting: _Waiting) -> bool:
         """The manifest was replaced: take the new one; False if the job ended instead."""
@@ -346,12 +408,14 @@ class PendingJobs:
         work_inputs[0].parent.mkdir(parents=True, exist_ok=True)
         for source, target in zip(owned, work_inputs, strict=True):
             try:
-                if os.path.lexists(source):
+                # A folder named as an input is never moved: it may hold anybody's files.
+                if os.path.lexists(source) and not stat.S_ISDIR(source.lstat().st_mode):
                     source.rename(target)
             except OSError as exc:
                 log.warning(
                     "cannot claim %s: %s", source, exc.strerror, extra={"job_id": record.job_id}
                 )
+        stamp(record)
         first = work_inputs[0]
         if os.path.lexists(first):
             info = first.lstat()
@@ -359,3 +423,35 @@ class PendingJobs:
             self.journal.update(
                 record.job_id, input_size=record.input_size, input_mtime=record.input_mtime
             )
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return path.lstat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        log.debug("cannot stat %s: %s", path, exc.strerror)
+        return None
+
+
+def _listing(directory: Path) -> dict[str, Path]:
+    try:
+        with os.scandir(directory) as entries:
+            return {same_name(Path(entry.name)): Path(entry.path) for entry in entries}
+    except OSError:
+        return {}
+
+
+def _not_a_file(name: str, info: os.stat_result) -> HotfolderError | None:
+    if stat.S_ISDIR(info.st_mode):
+        return ManifestInvalid(
+            f"The manifest names {name!r}, which is a folder; a manifest names files. The "
+            "folder was left where it is. Name the files inside it instead."
+        )
+    if not stat.S_ISREG(info.st_mode):
+        return NotRegularFile(
+            f"The manifest names {name!r}, which is a symbolic link or special file; "
+            "hotfolder never follows links. Drop the file itself."
+        )
+    return None
