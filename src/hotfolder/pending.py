@@ -27,17 +27,11 @@ from pathlib import Path
 from hotfolder.claim import new_job_id
 from hotfolder.claimed import stamp
 from hotfolder.config import FolderSettings
-from hotfolder.errors import (
-    Aborted,
-    HotfolderError,
-    InputsMissing,
-    JobError,
-    ManifestInvalid,
-    NotRegularFile,
-)
-from hotfolder.intake import Candidate, FolderIntake, Signature, same_name
+from hotfolder.errors import Aborted, HotfolderError, InputsMissing, JobError, NotRegularFile
+from hotfolder.intake import Candidate, FolderIntake, Signature
 from hotfolder.journal import JobRecord, Journal
 from hotfolder.manifest import MANIFEST_SUFFIX, MAX_MANIFEST_BYTES, Manifest, parse_manifest, plan
+from hotfolder.manifest_inputs import InputsSeen
 from hotfolder.models import ErrorInfo, JobState, JobStatus
 from hotfolder.publish import Publisher
 
@@ -55,18 +49,17 @@ class _Waiting:
     manifest_path: Path
     manifest: Manifest
     signature: Signature | None
-    #: Input path -> (signature, since when unchanged), for settling.
-    seen: dict[Path, tuple[Signature, float]] = field(default_factory=dict)
-    #: Manifest input name -> the entry holding it under another Unicode
-    #: normalisation (macOS clients write NFD names to SMB shares).
-    found: dict[str, Path] = field(default_factory=dict)
+    #: Where its inputs are and how long each has been unchanged.
+    inputs_seen: InputsSeen = field(init=False)
     #: What the job last said it waits for (journaled when it changes).
     told: str = ""
 
+    def __post_init__(self) -> None:
+        self.inputs_seen = InputsSeen(self.manifest_path.parent, self.folder.settle)
+
     @property
     def inputs(self) -> list[Path]:
-        base = self.manifest_path.parent
-        return [self.found.get(name, base / name) for name in self.manifest.input_names]
+        return self.inputs_seen.paths(self.manifest.input_names)
 
     @property
     def owned(self) -> list[Path]:
@@ -236,10 +229,17 @@ class PendingJobs:
             return
         if Signature.of(info) != waiting.signature and not self._reread(waiting):
             return
-        waits = self._inputs(waiting, listings)
-        if waits is None:
-            return  # the job ended
-        missing, settling = waits
+        intake = self.intakes.get(waiting.folder.name)
+        try:
+            missing, settling = waiting.inputs_seen.look(
+                waiting.manifest.input_names,
+                self._clock(),
+                intake.writers if intake is not None else None,
+                listings,
+            )
+        except JobError as exc:  # an input that is a folder, a link or a device
+            self._end_waiting(waiting, exc)
+            return
         self._tell(waiting, missing, settling)
         if missing:
             if time.time() >= waiting.deadline:
@@ -256,46 +256,6 @@ class PendingJobs:
             return
         self._start(waiting)
         log.info("all %d input(s) present", len(waiting.inputs), extra={"job_id": record.job_id})
-
-    def _inputs(
-        self, waiting: _Waiting, listings: dict[Path, dict[str, Path]]
-    ) -> tuple[list[str], list[str]] | None:
-        """(missing, settling) input names; None when a bad input ended the job."""
-        now = self._clock()
-        base = waiting.manifest_path.parent
-        intake = self.intakes.get(waiting.folder.name)
-        writers = intake.writers if intake is not None else None
-        missing: list[str] = []
-        settling: list[str] = []
-        for name in waiting.manifest.input_names:
-            path = waiting.found.get(name, base / name)
-            info = _lstat(path)
-            if info is None:
-                # Not under the manifest's spelling: perhaps under another normalisation.
-                if base not in listings:
-                    listings[base] = _listing(base)
-                twin = listings[base].get(same_name(Path(name)))
-                info = _lstat(twin) if twin is not None else None
-                if twin is not None and info is not None:
-                    path = waiting.found[name] = twin
-            if info is None:
-                missing.append(name)
-                waiting.seen.pop(path, None)
-                continue
-            problem = _not_a_file(name, info)
-            if problem is not None:
-                self._end_waiting(waiting, problem)
-                return None
-            current = Signature.of(info)
-            known = waiting.seen.get(path)
-            if known is None or known[0] != current:
-                waiting.seen[path] = (current, now)
-                settling.append(name)
-            elif now - known[1] < waiting.folder.settle or (
-                writers is not None and writers.busy(path) is True
-            ):
-                settling.append(name)
-        return missing, settling
 
     def _tell(self, waiting: _Waiting, missing: list[str], settling: list[str]) -> None:
         # A job that waits says what it waits for: in its status message, which
@@ -423,35 +383,3 @@ class PendingJobs:
             self.journal.update(
                 record.job_id, input_size=record.input_size, input_mtime=record.input_mtime
             )
-
-
-def _lstat(path: Path) -> os.stat_result | None:
-    try:
-        return path.lstat()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        log.debug("cannot stat %s: %s", path, exc.strerror)
-        return None
-
-
-def _listing(directory: Path) -> dict[str, Path]:
-    try:
-        with os.scandir(directory) as entries:
-            return {same_name(Path(entry.name)): Path(entry.path) for entry in entries}
-    except OSError:
-        return {}
-
-
-def _not_a_file(name: str, info: os.stat_result) -> HotfolderError | None:
-    if stat.S_ISDIR(info.st_mode):
-        return ManifestInvalid(
-            f"The manifest names {name!r}, which is a folder; a manifest names files. The "
-            "folder was left where it is. Name the files inside it instead."
-        )
-    if not stat.S_ISREG(info.st_mode):
-        return NotRegularFile(
-            f"The manifest names {name!r}, which is a symbolic link or special file; "
-            "hotfolder never follows links. Drop the file itself."
-        )
-    return None
