@@ -105,6 +105,8 @@ def _record_for(folder: FolderSettings, candidate: Candidate) -> JobRecord:
         input_size=candidate.signature.size,
         input_mtime=candidate.signature.mtime_ns,
         created_at=time.time(),
+        # Nothing to wait for where no one can still be writing: see Dispatcher._conclude.
+        writer_free=candidate.writer_free or not candidate.signature.regular,
     )
 
 
@@ -153,6 +155,7 @@ def claim_copy(folder: FolderSettings, sources: Sequence[Path], journal: Journal
         profile=folder.profile,
         kind="file" if all(kinds) else "rejected",
         created_at=time.time(),
+        writer_free=True,  # our own copies: nobody else writes them
     )
     (work / "input").mkdir(parents=True)
     if record.kind == "file":

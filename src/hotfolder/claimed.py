@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from hotfolder.config import FolderSettings
 from hotfolder.journal import JobRecord, Stamp
+from hotfolder.models import JobOutcome
 from hotfolder.writers import open_for_writing
 
 
@@ -47,11 +48,20 @@ def changed(record: JobRecord) -> bool:
     return stamps(record) != record.claimed
 
 
+#: Seconds a failure waits, at least, before it is published when no kernel said
+#: the input was closed at its claim: a writer that paused longer than ``settle``
+#: (it lost its file to the claim) and writes on within this time sends the job
+#: back to settling instead of leaving a complete file behind a "damaged" status.
+CONFIRM_SECONDS = 5.0
+
+
 @dataclass
 class _Held:
     record: JobRecord
     seen: tuple[Stamp, ...]
     since: float
+    #: Set while a failure waits to be confirmed (see :data:`CONFIRM_SECONDS`).
+    outcome: JobOutcome | None = None
 
 
 class Resettling:
@@ -76,6 +86,10 @@ class Resettling:
         self._times[record.job_id] = self._times.get(record.job_id, 0) + 1
         self._held[record.job_id] = _Held(record, stamps(record), self._clock())
 
+    def confirm(self, record: JobRecord, outcome: JobOutcome) -> None:
+        """Hold a failure until its input has shown no writer for a while."""
+        self._held[record.job_id] = _Held(record, stamps(record), self._clock(), outcome)
+
     def times(self, job_id: str) -> int:
         """How often the job went back to settling."""
         return self._times.get(job_id, 0)
@@ -85,23 +99,32 @@ class Resettling:
         self._held.pop(job_id, None)
         self._times.pop(job_id, None)
 
-    def settled(self) -> list[JobRecord]:
-        """Jobs whose inputs stayed unchanged for ``settle`` with no writer: run them again."""
+    def settled(self) -> list[tuple[JobRecord, JobOutcome | None]]:
+        """Jobs whose wait is over, with the failure that waited (None: run them again).
+
+        A job sent back to settling is over once its inputs stayed unchanged for
+        ``settle`` with no writer; a failure waiting to be confirmed once that long
+        (at least :data:`CONFIRM_SECONDS`) has passed, or at once when an input changed.
+        """
         now = self._clock()
         folders = self._folders()
-        ready = []
+        ready: list[tuple[JobRecord, JobOutcome | None]] = []
         for job_id, held in list(self._held.items()):
             current = stamps(held.record)
-            if current != held.seen:
-                held.seen, held.since = current, now
-                continue
             folder = folders.get(held.record.folder)
             settle = folder.settle if folder is not None else 0.0
-            if now - held.since < settle or _written(held.record):
+            if held.outcome is not None:
+                if current == held.seen and now - held.since < max(settle, CONFIRM_SECONDS):
+                    continue
+            elif current != held.seen:
+                held.seen, held.since = current, now
                 continue
+            elif now - held.since < settle or _written(held.record):
+                continue
+            else:
+                held.record.claimed = current
             del self._held[job_id]
-            held.record.claimed = current
-            ready.append(held.record)
+            ready.append((held.record, held.outcome))
         return ready
 
 

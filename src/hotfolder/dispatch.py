@@ -282,9 +282,16 @@ class Dispatcher:
         if not len(self.resettling):
             return
         now = self._clock()
-        for record in self.resettling.settled():
-            log.info("input settled again; queued", extra={"job_id": record.job_id})
-            self.queue.put(record.folder, record.job_id, now, now)
+        for record, failure in self.resettling.settled():
+            if failure is None:
+                log.info("input settled again; queued", extra={"job_id": record.job_id})
+                self.queue.put(record.folder, record.job_id, now, now)
+            elif claimed.changed(record):
+                self._resettle(record)  # the writer came back: it was not done
+            else:
+                item = self._conclude(record, failure, confirmed=True)
+                if item is not None:
+                    self._hand_over(item)
 
     def _take_cancels(self) -> None:
         with self._lock:
@@ -356,6 +363,11 @@ class Dispatcher:
             # Whatever the outcome, it describes half a file: neither publish nor fail it.
             self._resettle(record)
             return None
+        return self._conclude(record, outcome)
+
+    def _conclude(
+        self, record: JobRecord, outcome: JobOutcome, *, confirmed: bool = False
+    ) -> Publication | None:
         if outcome.ok:
             return self._publication(record, outcome=outcome)
         assert outcome.error is not None
@@ -382,6 +394,11 @@ class Dispatcher:
             now = self._clock()
             self.queue.put(record.folder, record.job_id, now + backoff, now)
             self._notify("job_retried", record, outcome.error.code)
+            return None
+        if not record.writer_free and not confirmed:
+            # Claimed on time alone (a share, or no lease): a paused writer may still
+            # come back. A failure waits a moment; a success is not held up.
+            self.resettling.confirm(record, outcome)
             return None
         return self._publication(record, outcome=outcome, error=outcome.error)
 

@@ -22,7 +22,7 @@ import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hotfolder.config import BUILTIN_EXCLUDES, FolderSettings
@@ -60,6 +60,8 @@ class Candidate:
     path: Path
     rel_dir: str
     signature: Signature
+    #: The kernel said nobody had it open for writing just before the claim.
+    writer_free: bool = False
 
     @property
     def rejected(self) -> bool:
@@ -330,11 +332,14 @@ class FolderIntake:
             if current != candidate.signature:
                 self.tracker.observe(path, current, now)
                 continue
-            if current.regular and self.writers is not None and self.writers.busy(path):
+            held = self.writers.busy(path) if current.regular and self.writers else None
+            if held:
                 # The kernel knows better than the clock: a writer still holds it.
                 self._tell_open(path)
                 self.tracker.rearm(path, current, now)
                 continue
+            if held is False:
+                candidate = replace(candidate, writer_free=True)
             self._told_open.discard(path)
             taken.append(candidate)
         return taken

@@ -117,6 +117,9 @@ class JobRecord:
     claimed: tuple[Stamp, ...] | None = field(
         default=None, compare=False, metadata={"memory": True}
     )
+    #: True when the kernel said nobody had the inputs open for writing at the
+    #: claim (a lease on a local folder); memory only, like ``claimed``.
+    writer_free: bool = field(default=False, compare=False, metadata={"memory": True})
 
     @property
     def work_input(self) -> Path:

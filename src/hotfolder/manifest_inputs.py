@@ -109,4 +109,3 @@ def _check_is_file(name: str, info: os.stat_result) -> None:
             f"The manifest names {name!r}, which is a symbolic link or special file; "
             "hotfolder never follows links. Drop the file itself."
         )
-

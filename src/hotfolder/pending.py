@@ -316,6 +316,11 @@ class PendingJobs:
 
     def _start(self, waiting: _Waiting) -> None:
         record = waiting.record
+        intake = self.intakes.get(waiting.folder.name)
+        writers = intake.writers if intake is not None else None
+        record.writer_free = writers is not None and all(
+            writers.busy(path) is False for path in waiting.inputs
+        )
         self._claim(record, waiting.owned)
         del self._waiting[record.job_id]
         self._release(waiting)

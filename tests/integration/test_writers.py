@@ -144,3 +144,27 @@ def test_a_writer_holding_the_file_keeps_it_out_while_others_go_through(hotfolde
         assert held.exists()
         assert [s["name"] for s in daemon.statuses("docs")] == ["other"]
     daemon.wait_finished("docs", 2, timeout=30)
+
+
+def test_on_a_polled_share_a_paused_pdf_is_not_called_damaged(hotfolder) -> None:
+    # Time is all a polled folder has: the paused file is claimed half-written and
+    # fails to open; the failure waits for its writer, which comes back, so the job
+    # settles again and converts the complete file (attempts counts on).
+    daemon = hotfolder(
+        [{"name": "share", "workflow": "pdf-optimize", "settle": SETTLE, "observer": "polling"}],
+        poll_interval=0.2,
+    ).start()
+    data = pdf_bytes(pages=12)
+    target = daemon.dir("share") / "scan.pdf"
+    with target.open("wb") as handle:
+        handle.write(data[: len(data) // 2])
+        handle.flush()
+        wait_for(lambda: not target.exists(), timeout=20, what="the claim of the paused file")
+        deadline = time.monotonic() + PAUSE
+        while time.monotonic() < deadline:
+            assert daemon.finished("share") == 0, "published while its writer was paused"
+            time.sleep(0.05)
+        handle.write(data[len(data) // 2 :])
+    status = _assert_one_complete_job(daemon, "share", data, "scan.pdf", 12)
+    assert status["attempts"] == 2
+    assert "corrupt_input" not in _log_text(daemon)
