@@ -7,35 +7,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import unicodedata
 import urllib.request
-from pathlib import Path
 from typing import Any
 
-from tests.helpers import free_port, http_json, wait_for
+from tests.helpers import drop, drop_manifest, free_port, http_json, run_cli, wait_for
 from tests.samples import pdf_bytes
 
 
-def drop(path: Path, data: bytes) -> None:
-    """Write under a temp name (excluded by the built-in filters), then rename."""
-    temp = path.with_name(path.name + ".part")
-    temp.write_bytes(data)
-    temp.rename(path)
-
-
-def drop_manifest(path: Path, **fields: Any) -> None:
-    drop(path, json.dumps(fields).encode())
-
-
 def cli(daemon, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hotfolder", *args, "--config", str(daemon.config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_cli(daemon.config, *args)
 
 
 def log_text(daemon) -> str:
