@@ -424,11 +424,12 @@ class Dispatcher:
             self._summarise(record, JobStatus.model_validate_json(record.status_json), late=True)
 
     def _resettle(self, record: JobRecord) -> None:
+        folder = self.folders.get(record.folder)  # None: removed by a reload meanwhile
         record.phase, record.state = "queued", JobState.PENDING.value
         record.message = (
             f"The input {record.input_name!r} changed after it was taken: it was still being "
             "written. It is converted again once it has stayed unchanged for "
-            f"{self.folders[record.folder].settle:g} s with no writer holding it."
+            f"{folder.settle if folder else 0:g} s with no writer holding it."
         )
         log.warning(
             "input %r changed after its claim (a writer was still at work); it settles "
