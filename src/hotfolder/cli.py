@@ -403,6 +403,8 @@ def _status(args: argparse.Namespace) -> int:
             code = f" [{r.error_code}]" if r.error_code and r.state != "success" else ""
             state = "interrupted" if not up and _interrupted(r) else r.state
             print(f"{r.job_id}  {state:<11} {r.folder:<12} {r.input_name}{code}")
+            if r.state == JobState.PENDING.value and r.message:
+                print(f"    {r.message}")  # what a waiting job waits for
         if up:
             _print_ignored(running.read_report(state_dir), args.folder)
     finally:

@@ -99,6 +99,7 @@ def test_a_pending_manifest_says_what_it_waits_for(hotfolder) -> None:
     assert document["inputs"][0] == {"name": "set.job.json", "bytes": manifest_size}
     shown = cli(daemon, "status", job["jobId"])
     assert "two.pdf" in json.loads(shown.stdout)["message"]
+    assert "not there yet: two.pdf" in cli(daemon, "status").stdout
     drop(inbox / "two.pdf", pdf_bytes(pages=2))
     daemon.wait_finished("m", 1)
     assert daemon.statuses("m")[0]["status"] == "success"
