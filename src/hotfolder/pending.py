@@ -346,7 +346,7 @@ class PendingJobs:
     ) -> None:
         """Move what arrived into the work area, then publish the failure to error/."""
         # The error is journaled before the renames so that a crash in between
-        # ends the job the same way at the next start (see Daemon._recover).
+        # ends the job the same way at the next start (see recovery.recover).
         self.journal.update(record.job_id, error_code=error.code, message=error.message)
         record.error_code, record.message = error.code, error.message
         self._claim(record, owned)
