@@ -9,8 +9,10 @@ import json
 import subprocess
 import unicodedata
 import urllib.request
+from pathlib import Path
 from typing import Any
 
+from hotfolder.journal import Journal
 from tests.helpers import drop, drop_manifest, free_port, http_json, run_cli, wait_for
 from tests.samples import pdf_bytes
 
@@ -162,3 +164,16 @@ def test_a_shutdown_past_drain_timeout_names_the_stopped_jobs(hotfolder) -> None
     listed = json.loads(cli(daemon, "status", "--json").stdout)
     assert listed[0]["interrupted"] is True
     assert "runs again when hotfolder starts" in listed[0]["message"]
+
+
+def test_status_of_an_empty_journal_says_none(tmp_path: Path) -> None:
+    config = tmp_path / "hotfolder.toml"
+    config.write_text(
+        '[daemon]\nstate_dir = "state"\n[[folders]]\nname = "a"\npath = "a"\n'
+        'workflow = "pdf-optimize"\n'
+    )
+    Journal(tmp_path / "state" / "journal.sqlite3").close()
+    shown = run_cli(config, "status")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[0] == "jobs: none"
+    assert "the daemon is not running" in shown.stdout
