@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hotfolder import __version__
+from hotfolder import __version__, running
 from hotfolder.errors import ConfigError, ExitCode, HotfolderError, ToolMissing
 from hotfolder.logs import configure as configure_logging
 from hotfolder.models import JobState
@@ -364,7 +364,9 @@ def _cleanup(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from hotfolder.journal import Journal
 
-    _, path = _journal_path(args)
+    settings, path = _journal_path(args)
+    state_dir = settings.daemon.state_dir
+    up = running.daemon_running(state_dir)
     if not path.exists():
         print(f"no journal yet at {path}: the daemon has not run", file=sys.stderr)
         return int(ExitCode.OK if not args.job_id else ExitCode.FAILURE)
@@ -376,6 +378,9 @@ def _status(args: argparse.Namespace) -> int:
                 print(f"hotfolder: no job {args.job_id}", file=sys.stderr)
                 return int(ExitCode.FAILURE)
             document = record.document()
+            if not up and _interrupted(record):
+                document["interrupted"] = True
+                document["message"] = _INTERRUPTED
             print(json.dumps(document, indent=2, ensure_ascii=False))
             return int(ExitCode.OK)
         records = journal.recent(folder=args.folder, state=args.state, limit=args.limit)
@@ -389,17 +394,47 @@ def _status(args: argparse.Namespace) -> int:
                     "input": r.input_name,
                     "attempts": r.attempts,
                     "errorCode": r.error_code,
-                    "message": r.message,
+                    "message": _INTERRUPTED if not up and _interrupted(r) else r.message,
+                    **({"interrupted": True} if not up and _interrupted(r) else {}),
                 }
                 for r in records
             ]
             print(json.dumps(rows, indent=2, ensure_ascii=False))
             return int(ExitCode.OK)
         counts = journal.counts()
-        print("jobs: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "jobs: none")
+        print("jobs: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"))
+        if not up:
+            print("the daemon is not running: unfinished jobs run when it starts")
         for r in records:
             code = f" [{r.error_code}]" if r.error_code and r.state != "success" else ""
-            print(f"{r.job_id}  {r.state:<10} {r.folder:<12} {r.input_name}{code}")
+            state = "interrupted" if not up and _interrupted(r) else r.state
+            print(f"{r.job_id}  {state:<11} {r.folder:<12} {r.input_name}{code}")
+            if r.state == JobState.PENDING.value and r.message:
+                print(f"    {r.message}")  # what a waiting job waits for
+        if up:
+            _print_ignored(running.read_report(state_dir), args.folder)
     finally:
         journal.close()
     return int(ExitCode.OK)
+
+
+_INTERRUPTED = (
+    "Interrupted: the daemon stopped while this job was running. It runs again when "
+    "hotfolder starts."
+)
+
+
+def _interrupted(record: Any) -> bool:
+    # "processing" in the journal of a daemon that is not running: it was stopped
+    # (kill -9, or drain_timeout passed) and recovery runs it at the next start.
+    return bool(record.state == JobState.PROCESSING.value)
+
+
+def _print_ignored(report: dict[str, Any], only: str | None) -> None:
+    for name, figures in sorted(report.get("folders", {}).items()):
+        ignored = figures.get("ignored", [])
+        if (only and name != only) or not ignored:
+            continue
+        print(f"folder {name}: {len(ignored)} file(s) left in the input by the folder's rules:")
+        for item in ignored:
+            print(f"  {item['name']}  ({item['rule']})")
