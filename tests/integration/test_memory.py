@@ -9,19 +9,16 @@ configured limit, and good files dropped right after convert.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 
 from tests import hostile
-from tests.helpers import wait_for
-from tests.integration.conftest import REPO, HotfolderProcess
+from tests.helpers import drop, drop_manifest, run_cli, wait_for
+from tests.integration.conftest import HotfolderProcess
 from tests.samples import pdf_bytes
 
 #: MB per worker: small enough for a bomb that reaches the engines to hit it in a
@@ -105,12 +102,6 @@ def bombs() -> dict[str, bytes]:
     }
 
 
-def _drop(path: Path, data: bytes) -> None:
-    temp = path.with_name(path.name + ".part.tmp")
-    temp.write_bytes(data)
-    temp.rename(path)
-
-
 def _outcome(status: dict) -> str:
     return status["error"]["code"] if status["error"] else "success"
 
@@ -157,19 +148,20 @@ def test_bombs_fail_their_own_job_within_the_memory_limit(
     with PeakSampler(daemon.proc.pid) as sampler:
         for folder in FOLDERS:
             for name in _bombs_for(folder["name"]):
-                _drop(daemon.dir(folder["name"]) / name, bombs[name])
+                drop(daemon.dir(folder["name"]) / name, bombs[name])
         # A merge of the content bomb with a good file: one job, two inputs.
-        _drop(daemon.dir("merge") / "good.pdf", pdf_bytes(pages=2))
-        _drop(daemon.dir("merge") / "content-bomb.pdf", bombs["content-bomb.pdf"])
-        manifest = {"inputs": ["content-bomb.pdf", "good.pdf"]}
-        _drop(daemon.dir("merge") / "both.job.json", json.dumps(manifest).encode())
+        drop(daemon.dir("merge") / "good.pdf", pdf_bytes(pages=2))
+        drop(daemon.dir("merge") / "content-bomb.pdf", bombs["content-bomb.pdf"])
+        drop_manifest(
+            daemon.dir("merge") / "both.job.json", inputs=["content-bomb.pdf", "good.pdf"]
+        )
         for folder in FOLDERS:
             expected = len(_bombs_for(folder["name"])) or 1
             daemon.wait_finished(folder["name"], expected, timeout=90)
         # Good files dropped right after the bombs convert.
         for folder in FOLDERS:
             if folder["name"] != "merge":
-                _drop(daemon.dir(folder["name"]) / "after.pdf", pdf_bytes(pages=2, text="after"))
+                drop(daemon.dir(folder["name"]) / "after.pdf", pdf_bytes(pages=2, text="after"))
         for folder in FOLDERS:
             expected = len(_bombs_for(folder["name"])) + 1
             daemon.wait_finished(folder["name"], expected, timeout=60)
@@ -215,13 +207,9 @@ def test_the_default_limit_is_derived_shown_and_enforced(hotfolder) -> None:
     faults = {"name": "faults", "workflow": "test-faults", "timeout": 60}
     daemon = hotfolder([faults])
     assert "worker_memory_limit" not in daemon.config.read_text()
-    shown = subprocess.run(
-        [sys.executable, "-m", "hotfolder", "check-config", "--config", str(daemon.config)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        check=True,
-    ).stdout
+    checked = run_cli(daemon.config, "check-config")
+    assert checked.returncode == 0, checked.stderr
+    shown = checked.stdout
     match = re.search(
         r"worker memory limit: (\d+) MB per worker process \(worker_memory_limit = auto", shown
     )
