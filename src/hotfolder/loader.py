@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hotfolder.config import Settings, read_settings
+from hotfolder.config import Settings, config_path, read_settings
 from hotfolder.errors import ConfigError
 from hotfolder.paths import check_paths
 from hotfolder.workflows.registry import check_folder, configure
@@ -42,5 +42,5 @@ def load_checked(path: Path | str | None) -> Settings:
                 problems.append((f"{key}.{sub}", message))
     if problems or settings is None:
         problems.sort(key=_position)
-        raise ConfigError(problems, str(settings.config_file if settings else path))
+        raise ConfigError(problems, str(config_path(path).absolute()))
     return settings
