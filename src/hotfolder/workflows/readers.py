@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pypdfium2
+import pypdfium2.raw
 
 from hotfolder.errors import CorruptInput
 from hotfolder.workflows.base import StepContext
@@ -34,12 +35,18 @@ def unreadable_input(source: Path, reader: str, reason: str) -> CorruptInput:
 
 
 def pdfium_refusal(path: Path, passwords: Sequence[str] = ()) -> str:
-    """Why pdfium cannot open ``path`` with any of ``passwords`` (or none); "" if it can."""
+    """Why pdfium cannot open ``path`` with any of ``passwords`` (or none); "" if it can.
+
+    A file that only wants another password is readable: the step opened it with
+    one qpdf accepted, so a password error says nothing against the input.
+    """
     reason = ""
     for password in [*passwords, ""]:
         try:
             pypdfium2.PdfDocument(path, password=password or None).close()
         except pypdfium2.PdfiumError as exc:
+            if getattr(exc, "err_code", None) == pypdfium2.raw.FPDF_ERR_PASSWORD:
+                return ""
             reason = str(exc)
         else:
             return ""
