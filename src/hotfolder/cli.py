@@ -11,20 +11,30 @@ import sys
 import tempfile
 import threading
 import time
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from hotfolder import __version__, running
-from hotfolder.errors import ConfigError, ExitCode, HotfolderError, ToolMissing
+from hotfolder.errors import ConfigError, ExitCode, HotfolderError, ToolMissing, UsageError
 from hotfolder.logs import configure as configure_logging
 from hotfolder.models import JobState
 
 log = logging.getLogger("hotfolder")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a wrong command line exits 64 (EX_USAGE) like every usage error."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        """Print the usage and the problem, then exit with ExitCode.USAGE."""
+        self.print_usage(sys.stderr)
+        self.exit(int(ExitCode.USAGE), f"{self.prog}: error: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hotfolder", description="Folders that convert documents dropped into them."
     )
     parser.add_argument("--version", action="version", version=f"hotfolder {__version__}")
@@ -118,12 +128,20 @@ def _load(args: argparse.Namespace) -> Any:
     return load_checked(args.config)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from hotfolder.config import load_settings
+def _early_logging(args: argparse.Namespace) -> None:
+    """Log in the configured format from the first line on (engines log at import).
 
-    # Log in the configured format from the first line on (engines log at import).
-    early = load_settings(args.config).daemon
-    configure_logging(early.log_level, early.log_format)
+    A config with problems is left to ``_load``, which reports all of them at once.
+    """
+    from hotfolder.config import read_settings
+
+    settings = read_settings(args.config).settings
+    if settings is not None:
+        configure_logging(settings.daemon.log_level, settings.daemon.log_format)
+
+
+def _run(args: argparse.Namespace) -> int:
+    _early_logging(args)
     from hotfolder.daemon import Daemon
 
     Daemon(_load(args)).run()
@@ -131,10 +149,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from hotfolder.config import load_settings
-
-    early = load_settings(args.config).daemon
-    configure_logging(early.log_level, early.log_format)
+    _early_logging(args)
     try:
         from hotfolder.worker import run_worker
     except ImportError as exc:
@@ -215,7 +230,7 @@ def _parse_options(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         name, sep, raw = pair.partition("=")
         if not sep or not name:
-            raise ConfigError([("--option", f"{pair!r} is not NAME=VALUE")])
+            raise UsageError(f"--option {pair!r} is not NAME=VALUE")
         value: Any = raw
         with contextlib.suppress(ValueError):
             value = json.loads(raw)
@@ -240,13 +255,19 @@ def _convert(args: argparse.Namespace) -> int:
     options = _parse_options(args.option)
     problems = check_folder(args.workflow, args.profile, options)
     if problems:
-        raise ConfigError(problems)
+        # The command line, not a config file, is wrong: a usage error (64), not 78.
+        flags = {"workflow": "--workflow", "profile": "--profile", "options": "--option"}
+        lines = []
+        for key, message in problems:
+            head, _, rest = key.partition(".")
+            lines.append(f"{flags.get(head, head)} {rest}: {message}".replace(" :", ":"))
+        raise UsageError("\n  ".join(["convert: wrong arguments:", *lines]))
     output = Path(args.output).absolute()
     output.mkdir(parents=True, exist_ok=True)
     inputs = [Path(p).absolute() for p in args.inputs]
     for path in inputs:
         if not os.path.lexists(path):
-            raise ConfigError([("INPUT", f"{path} does not exist")])
+            raise UsageError(f"INPUT {path} does not exist")
     with tempfile.TemporaryDirectory(prefix="hotfolder-convert-") as temp:
         folder = FolderSettings(
             name="convert",

@@ -221,6 +221,9 @@ def test_worker_killed_mid_job_its_job_runs_on_the_other_and_appears_once(
     )
     victim = next(w for w in pool if w.proc.pid == int(found.group(1)))
     [survivor] = [w for w in pool if w is not victim]
+    # The broker says "started" a moment before the worker's own line: on a busy
+    # machine a kill in between would leave the victim's log without it.
+    wait_for(lambda: "(delivery 1)" in victim.text(), what="the victim converting")
     victim.kill()  # mid-job: it sleeps 2 s
 
     daemon.wait_finished("faults", 1, timeout=30)

@@ -10,7 +10,7 @@ independent of qpdf, before they may be published.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +45,7 @@ from hotfolder.workflows.pdfbounds import (
     remove_unused_resources,
 )
 from hotfolder.workflows.pdfimages import ImageReport, check_images, recompress_images
+from hotfolder.workflows.readers import Source, blame_inputs
 
 #: What qpdf raises for a damaged file. QpdfRuntimeError is not a PdfError: qpdf throws
 #: it from deep inside (e.g. "/Count is wrong after flattening pages tree" for a fuzzed
@@ -214,11 +215,16 @@ def check_late_warnings(opened: OpenedPdf, source: Path, ctx: StepContext) -> No
         ctx.warn(f"qpdf: {warning}")
 
 
-def count_pages_pdfium(path: Path, password: str) -> int:
-    """Open ``path`` with pdfium and return its page count; raise ToolFailed if unreadable."""
+def count_pages_pdfium(path: Path, password: str, sources: Iterable[Source] = ()) -> int:
+    """Open ``path`` with pdfium and return its page count.
+
+    When pdfium cannot open the output, raise CorruptInput if it cannot open one of
+    the ``sources`` (the inputs) either, else ToolFailed.
+    """
     try:
         document = pypdfium2.PdfDocument(path, password=password or None)
     except pypdfium2.PdfiumError as exc:
+        blame_inputs(sources)
         raise ToolFailed(
             f"The converted file {path.name!r} does not open in an independent reader "
             f"({exc}); it was not published. Please report this with the input file."
@@ -360,7 +366,7 @@ class OptimizeStep:
             inputs, result.outputs, result.facts["files"], strict=True
         ):
             password = facts["password"]
-            pages = count_pages_pdfium(output, password)
+            pages = count_pages_pdfium(output, password, [(source, [password])])
             if pages != facts["pages"]:
                 raise ToolFailed(
                     f"The optimized file has {pages} page(s) where the input had "

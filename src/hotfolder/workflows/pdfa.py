@@ -276,9 +276,27 @@ def _ghostscript(source: Path, password: str, temp: Path, ctx: StepContext) -> P
             "simply large."
         ) from None
     for warning in warnings:
-        ctx.warn(f"{source.name}: {warning}")
+        if ghostscript.DOCINFO_DROPPED not in warning:
+            ctx.warn(f"{source.name}: {warning}")
+        elif lost := _info_lost(plain, made):
+            ctx.warn(
+                f"{source.name}: Ghostscript dropped document information it could not copy "
+                f"into the PDF/A metadata ({', '.join(lost)})."
+            )
     _check_valid(made, part)
     return made
+
+
+_INFO_KEYS = ("/Title", "/Author", "/Subject", "/Keywords", "/Creator")
+
+
+def _info_lost(before: Path, after: Path) -> list[str]:
+    """Document information entries ``before`` has and ``after`` lacks (Title, Author...)."""
+    try:
+        with pikepdf_opened(before, "") as old, pikepdf_opened(after, "") as new:
+            return [key[1:] for key in _INFO_KEYS if key in old.docinfo and key not in new.docinfo]
+    except QPDF_ERRORS:
+        return []  # an output qpdf cannot open fails its validation next
 
 
 def _check_valid(path: Path, part: str) -> None:

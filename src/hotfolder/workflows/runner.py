@@ -27,6 +27,7 @@ from hotfolder.errors import (
     NotRegularFile,
     OptionInvalid,
 )
+from hotfolder.logs import job_logging
 from hotfolder.models import ErrorInfo, FileInfo, JobOutcome, JobSpec
 from hotfolder.workflows.base import OptionSpec, StepContext, Workflow
 from hotfolder.workflows.registry import get_workflow
@@ -120,7 +121,15 @@ def _plan(spec: JobSpec) -> tuple[list[_Planned], dict[str, dict[str, Any]]]:
 
 
 def run_job(spec: JobSpec) -> JobOutcome:
-    """Run the job described by ``spec`` and report its outcome; never raises JobError."""
+    """Run the job described by ``spec`` and report its outcome; never raises JobError.
+
+    Every line logged meanwhile carries the job's id, libraries' lines included.
+    """
+    with job_logging(spec.job_id):
+        return _run_job(spec)
+
+
+def _run_job(spec: JobSpec) -> JobOutcome:
     log = logging.LoggerAdapter(logging.getLogger("hotfolder.job"), {"job_id": spec.job_id})
     started = time.monotonic()
     inputs = [Path(p) for p in spec.inputs]
