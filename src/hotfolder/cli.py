@@ -355,6 +355,10 @@ def _cleanup(args: argparse.Namespace) -> int:
     return int(ExitCode.OK)
 
 
+def _pages(progress: tuple[int, int] | None) -> dict[str, int]:
+    return {} if progress is None else {"pagesDone": progress[0], "pages": progress[1]}
+
+
 def _status(args: argparse.Namespace) -> int:
     from hotfolder.journal import Journal
 
@@ -384,6 +388,7 @@ def _status(args: argparse.Namespace) -> int:
                     "attempts": r.attempts,
                     "errorCode": r.error_code,
                     "message": r.message,
+                    **_pages(r.pages_progress()),
                 }
                 for r in records
             ]
@@ -393,7 +398,9 @@ def _status(args: argparse.Namespace) -> int:
         print("jobs: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "jobs: none")
         for r in records:
             code = f" [{r.error_code}]" if r.error_code and r.state != "success" else ""
-            print(f"{r.job_id}  {r.state:<10} {r.folder:<12} {r.input_name}{code}")
+            progress = r.pages_progress()
+            pages = f" (page {progress[0]}/{progress[1]})" if progress else ""
+            print(f"{r.job_id}  {r.state:<10} {r.folder:<12} {r.input_name}{code}{pages}")
     finally:
         journal.close()
     return int(ExitCode.OK)

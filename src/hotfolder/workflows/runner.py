@@ -15,6 +15,7 @@ import shutil
 import stat
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,8 +120,11 @@ def _plan(spec: JobSpec) -> tuple[list[_Planned], dict[str, dict[str, Any]]]:
     return planned, documents
 
 
-def run_job(spec: JobSpec) -> JobOutcome:
-    """Run the job described by ``spec`` and report its outcome; never raises JobError."""
+def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -> JobOutcome:
+    """Run the job described by ``spec`` and report its outcome; never raises JobError.
+
+    ``progress(pages_done, pages)`` is called while a step that counts pages runs.
+    """
     log = logging.LoggerAdapter(logging.getLogger("hotfolder.job"), {"job_id": spec.job_id})
     started = time.monotonic()
     inputs = [Path(p) for p in spec.inputs]
@@ -137,7 +141,13 @@ def run_job(spec: JobSpec) -> JobOutcome:
         messages: list[str] = []
         for number, conversion in enumerate(planned, start=1):
             ctx = StepContext(
-                spec.job_id, conversion.job_name, conversion.options, log, warnings, documents
+                spec.job_id,
+                conversion.job_name,
+                conversion.options,
+                log,
+                warnings,
+                documents,
+                progress,
             )
             prefix = f"c{number}-" if len(planned) > 1 else ""
             current, message = _run_steps(conversion.workflow, inputs, work, prefix, ctx)
