@@ -47,7 +47,9 @@ def image_bytes(image: Image.Image, fmt: str = "PNG", dpi: int = 150) -> bytes:
     return out.getvalue()
 
 
-def scan_pdf(pages: int = 1, dpi: int = 150, password: str | None = None, **kwargs: object) -> bytes:
+def scan_pdf(
+    pages: int = 1, dpi: int = 150, password: str | None = None, **kwargs: object
+) -> bytes:
     """A PDF of ``pages`` scanned pages (images only, no text)."""
     images = [image_bytes(scan_image(dpi=dpi, **kwargs), dpi=dpi) for _ in range(pages)]  # type: ignore[arg-type]
     data = img2pdf.convert(*images)

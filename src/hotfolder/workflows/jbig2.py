@@ -26,12 +26,13 @@ def _jbig2_images(pdf: pikepdf.Pdf) -> list[tuple[int, pikepdf.Stream]]:
     found: list[tuple[int, pikepdf.Stream]] = []
     seen: set[tuple[int, int]] = set()
     for number, page in enumerate(pdf.pages, start=1):
-        for image in page.images.values():
+        for image in page.get_images().values():
             filters = image.get("/Filter")
             if filters != _FILTER or image.objgen in seen:
                 continue  # a JBIG2 stream behind another filter is left to the renderer
             seen.add(image.objgen)
-            found.append((number, image))
+            if isinstance(image, pikepdf.Stream):
+                found.append((number, image))
     return found
 
 

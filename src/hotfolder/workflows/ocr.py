@@ -19,15 +19,13 @@ output passes ``pikepdf.pdfa.validate_written``.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import ocrmypdf
 import ocrmypdf.exceptions as ocr_errors
@@ -35,7 +33,6 @@ import pikepdf
 import pikepdf.pdfa
 import pypdfium2
 from PIL import Image
-from pydantic import AfterValidator, BeforeValidator, Field
 
 from hotfolder import tools
 from hotfolder.errors import (
@@ -50,110 +47,10 @@ from hotfolder.errors import (
 )
 from hotfolder.workflows import jbig2, ocrprogress
 from hotfolder.workflows.base import OptionSpec, StepContext, StepResult, Workflow, output_stem
-from hotfolder.workflows.image import MAX_PIXELS
 from hotfolder.workflows.imagepdf import ImageToPdfStep
-from hotfolder.workflows.pdf import PASSWORD, QPDF_ERRORS, REPAIR, as_list, open_input
+from hotfolder.workflows.ocroptions import OPTIONS, PACKAGE, PROGRAM, installed_languages
+from hotfolder.workflows.pdf import QPDF_ERRORS, open_input
 from hotfolder.workflows.pdfa import page_texts, pages_that_lost_text
-
-PROGRAM = "tesseract"
-PACKAGE = "tesseract-ocr"
-#: Tesseract's orientation and script model: installed as a language, not one.
-_NOT_LANGUAGES = ("osd", "equ")
-_LANGUAGE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-
-
-@functools.cache
-def installed_languages() -> tuple[str, ...] | None:
-    """The languages Tesseract has data for, or None when Tesseract is not installed."""
-    program = shutil.which(PROGRAM)
-    if program is None:
-        return None
-    done = tools.run([program, "--list-langs"], timeout=60, what="Tesseract language list")
-    lines = (done.stdout or done.stderr).decode("utf-8", "replace").splitlines()
-    # The first line is a heading ("List of available languages in ...").
-    found = {line.strip() for line in lines[1:] if _LANGUAGE.match(line.strip())}
-    return tuple(sorted(found - set(_NOT_LANGUAGES)))
-
-
-def _split_languages(value: Any) -> Any:
-    # "eng+deu" is how Tesseract and OCRmyPDF's command line write several languages.
-    value = as_list(value)
-    if isinstance(value, list):
-        return [part.strip() for item in value for part in str(item).split("+") if part.strip()]
-    return value
-
-
-def _check_languages(value: list[str]) -> list[str]:
-    if not value:
-        raise ValueError("name at least one language, e.g. ['eng']")
-    bad = [name for name in value if not _LANGUAGE.match(name)]
-    if bad:
-        raise ValueError(f"{', '.join(map(repr, bad))} is not a Tesseract language name")
-    installed = installed_languages()
-    if installed is None:
-        return value  # the job fails tool_missing, which names the package to install
-    missing = [name for name in value if name not in installed]
-    if missing:
-        packages = " ".join(f"tesseract-ocr-{name.replace('_', '-').lower()}" for name in missing)
-        raise ValueError(
-            f"Tesseract has no data for {', '.join(missing)}; installed: "
-            f"{', '.join(installed) or 'none'}. Install the language pack "
-            f"(apt-get install {packages}) or choose an installed language"
-        )
-    return list(dict.fromkeys(value))
-
-
-LANGUAGES = OptionSpec(
-    "OCR.LANGUAGES",
-    Annotated[list[str], BeforeValidator(_split_languages), AfterValidator(_check_languages)],
-    ["eng"],
-    "Tesseract languages of the text, most frequent first (a list, or 'eng+deu').",
-)
-MODE = OptionSpec(
-    "OCR.MODE",
-    Literal["skip", "redo", "force"],
-    "skip",
-    "skip: pages with text keep it and are not rasterised; redo: replace earlier OCR "
-    "text, keep other text; force: rasterise every page and OCR it (text becomes image).",
-)
-DESKEW = OptionSpec("OCR.DESKEW", bool, True, "Straighten skewed scans (not in mode redo).")
-ROTATE = OptionSpec("OCR.ROTATE", bool, True, "Turn pages upright by their detected orientation.")
-CLEAN = OptionSpec(
-    "OCR.CLEAN",
-    bool,
-    False,
-    "Clean the image Tesseract reads with unpaper (speckles, borders); the page keeps "
-    "its original image.",
-)
-OUTPUT = OptionSpec(
-    "OCR.OUTPUT",
-    Literal["pdfa-1b", "pdfa-2b", "pdfa-3b", "pdf"],
-    "pdfa-2b",
-    "PDF/A-1b, 2b or 3b (validated) or a plain PDF.",
-)
-SIDECAR = OptionSpec(
-    "OCR.SIDECAR", bool, False, "Also write the recognised text as <name>.txt next to the PDF."
-)
-MAX_PAGES = OptionSpec(
-    "OCR.MAX_PAGES",
-    Annotated[int, Field(ge=1)],
-    1000,
-    "Refuse PDFs with more pages than this (too_large) instead of occupying a worker "
-    "for hours; split larger scans first.",
-)
-OPTIONS: tuple[OptionSpec, ...] = (
-    LANGUAGES,
-    MODE,
-    DESKEW,
-    ROTATE,
-    CLEAN,
-    OUTPUT,
-    SIDECAR,
-    MAX_PAGES,
-    MAX_PIXELS,
-    PASSWORD,
-    REPAIR,
-)
 
 #: Seconds jbig2dec may take for one page image (a scanned page decodes in milliseconds).
 _JBIG2_TIMEOUT = 120
@@ -220,7 +117,7 @@ def _prepare(source: Path, temp: Path, ctx: StepContext) -> _Input:
 def _check_image_sizes(pdf: pikepdf.Pdf, source: Path, max_pixels: int) -> None:
     """Refuse a page image larger than IMAGE.MAX_PIXELS before anything decodes it."""
     for number, page in enumerate(pdf.pages, start=1):
-        for image in page.images.values():
+        for image in page.get_images().values():
             width = image.get("/Width", 0)
             height = image.get("/Height", 0)
             pixels = int(width) * int(height)
@@ -293,6 +190,13 @@ def _translate(exc: ocr_errors.ExitCodeException, source: Path) -> HotfolderErro
         return UnsupportedFormat(
             f"{source.name!r} is digitally signed; adding a text layer would invalidate the "
             "signature. Remove the signature first, or keep the file as it is."
+        )
+    if isinstance(exc, ocr_errors.PdfaConversionFailedError):
+        return UnsupportedFormat(
+            f"{source.name!r} cannot become PDF/A without re-rendering ({reason}), and "
+            "pdf-ocr never re-renders pages that have text. Set OCR.OUTPUT = pdf for a "
+            "searchable PDF, then pdf-archive makes the PDF/A (it embeds fonts and checks "
+            "the text)."
         )
     if isinstance(exc, ocr_errors.TesseractConfigError | ocr_errors.BadArgsError):
         return OptionInvalid(f"OCRmyPDF refused the options: {reason}.")

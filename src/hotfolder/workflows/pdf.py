@@ -65,6 +65,16 @@ REPAIR = OptionSpec(
     "Accept PDFs that qpdf had to repair (damaged cross-reference table, truncated file). "
     "Off by default: a repaired half-copied file silently loses pages.",
 )
+#: PDF.REPAIR for steps that compare every page's text before and after, so that a
+#: repair which lost text still fails the job: on by default, as viewers open such
+#: files silently.
+REPAIR_CHECKED = OptionSpec(
+    "PDF.REPAIR",
+    bool,
+    True,
+    "Accept PDFs that qpdf had to repair (damaged cross-reference table); the repair is "
+    "listed as a warning and the text of every page is compared. false: refuse them.",
+)
 
 
 @dataclass
