@@ -92,7 +92,12 @@ def test_scans_become_searchable_pdfa_and_bad_scans_get_clear_codes(hotfolder) -
     """One daemon, two folders: a scanned PNG and PDF come out searchable, four bad ones fail."""
     daemon = hotfolder(
         [
-            {"name": "scans", "workflow": "scan-archive", "options": {"OCR.SIDECAR": True}},
+            {
+                "name": "scans",
+                "workflow": "scan-archive",
+                "profile": "archive",
+                "options": {"OCR.SIDECAR": True},
+            },
             {"name": "ocr", "workflow": "pdf-ocr", "profile": "fast"},
         ]
     )

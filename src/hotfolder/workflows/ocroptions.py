@@ -17,7 +17,8 @@ from pydantic import AfterValidator, BeforeValidator, Field
 from hotfolder import tools
 from hotfolder.workflows.base import OptionSpec
 from hotfolder.workflows.image import MAX_PIXELS
-from hotfolder.workflows.pdf import PASSWORD, REPAIR_CHECKED, as_list
+from hotfolder.workflows.pdf import PASSWORD, as_list
+from hotfolder.workflows.repair import REPAIR_CHECKED
 
 PROGRAM = "tesseract"
 PACKAGE = "tesseract-ocr"

@@ -29,7 +29,9 @@ from pydantic import Field
 from hotfolder.errors import CorruptInput, JobTimeout, ToolFailed, UnsupportedFormat
 from hotfolder.workflows import ghostscript
 from hotfolder.workflows.base import OptionSpec, StepContext, StepResult, Workflow, output_stem
-from hotfolder.workflows.pdf import PASSWORD, QPDF_ERRORS, REPAIR, open_pdf, pikepdf_opened
+from hotfolder.workflows.pdf import PASSWORD, QPDF_ERRORS, open_pdf, pikepdf_opened
+from hotfolder.workflows.pdfafix import save_pdfa
+from hotfolder.workflows.repair import REPAIR_CHECKED
 
 PART = OptionSpec(
     "PDFA.PART",
@@ -138,7 +140,7 @@ class ArchiveStep:
     """Write every input as PDF/A, validated, and say which engine made it."""
 
     name: str = "pdf-archive"
-    options: tuple[OptionSpec, ...] = (PASSWORD, REPAIR, PART, ENGINE, GS_TIMEOUT)
+    options: tuple[OptionSpec, ...] = (PASSWORD, REPAIR_CHECKED, PART, ENGINE, GS_TIMEOUT)
 
     def run(self, inputs: Sequence[Path], out_dir: Path, ctx: StepContext) -> StepResult:
         """Write ``<stem>.pdf`` per input into ``out_dir``, unencrypted, as PDF/A."""
@@ -164,12 +166,14 @@ class ArchiveStep:
         password = opened.password
         try:
             for repair in opened.repairs:
-                ctx.warn(f"qpdf repaired {source.name!r}: {repair}")
+                ctx.warn(f"repaired: {repair} (qpdf)")
             pages = len(opened.pdf.pages)
             before = _input_texts(source, password)
             if engine != "ghostscript":
                 try:
-                    report = pikepdf.pdfa.save(opened.pdf, target, part)
+                    report = save_pdfa(
+                        opened.pdf, target, part, lambda w: ctx.warn(f"{source.name}: {w}")
+                    )
                 except pikepdf.pdfa.PdfaError as exc:
                     reason = _findings(exc.report)
                 except QPDF_ERRORS as exc:
