@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 import unicodedata
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -67,25 +68,31 @@ _DE = str.split(
 )
 
 
-def page_text(seed: int, lang: str) -> list[str]:
-    """Sixteen lines of sentence-like text (about 900 characters)."""
+def page_text(seed: int, lang: str, fits: Callable[[str], bool]) -> list[str]:
+    """Sixteen lines of sentence-like text, each as long as ``fits`` allows (~900 chars)."""
     rng = random.Random(seed)
     words = _EN if lang == "eng" else _DE
     lines = []
     for _ in range(16):
-        line = " ".join(rng.choice(words) for _ in range(rng.randint(7, 10)))
-        lines.append(line[0].upper() + line[1:] + rng.choice([".", ",", ":", ""]))
+        line = rng.choice(words).capitalize()
+        while True:
+            longer = f"{line} {rng.choice(words)}"
+            if not fits(longer + "."):
+                break
+            line = longer
+        lines.append(line + rng.choice([".", ",", ":", ""]))
     return lines
 
 
 def scan_page(seed: int, lang: str, dpi: int) -> tuple[Image.Image, str, int]:
     """An A5 scan of :func:`page_text`: returns the image, its text and its rotation."""
     rng = random.Random(seed * 7919)
-    lines = page_text(seed, lang)
     width, height = int(5.83 * dpi), int(8.27 * dpi)
+    font = ImageFont.truetype(FONTS + rng.choice(["DejaVuSerif.ttf", "DejaVuSans.ttf"]), dpi // 6)
+    # Lines end 0.5 inch before the right edge: skew must not push text off the page.
+    lines = page_text(seed, lang, lambda text: font.getlength(text) <= width - dpi)
     page = Image.new("L", (width, height), 250)
     draw = ImageDraw.Draw(page)
-    font = ImageFont.truetype(FONTS + rng.choice(["DejaVuSerif.ttf", "DejaVuSans.ttf"]), dpi // 6)
     y = int(0.7 * dpi)
     for line in lines:
         draw.text((int(0.5 * dpi), y), line, fill=25, font=font)
@@ -165,6 +172,7 @@ def _ocr_direct(job: tuple[str, str, str]) -> float:
     started = time.monotonic()
     ocrmypdf.ocr(
         source, target, language=[lang], mode="skip", deskew=True, rotate_pages=True,
+        rotate_pages_threshold=8.0,
         output_type="pdfa-2", rasterizer="pypdfium", pdfa_backend="internal", jobs=1,
         use_threads=True, progress_bar=False,
     )  # fmt: skip

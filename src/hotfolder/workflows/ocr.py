@@ -22,7 +22,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,6 +141,10 @@ def _ocr_arguments(ctx: StepContext, sidecar: Path | None) -> dict[str, Any]:
         # OCRmyPDF cannot deskew while redoing OCR (the page keeps its text layout).
         "deskew": options["OCR.DESKEW"] and mode != "redo",
         "rotate_pages": options["OCR.ROTATE"],
+        # OCRmyPDF refuses a threshold without rotation.
+        "rotate_pages_threshold": options["OCR.ROTATE_CONFIDENCE"]
+        if options["OCR.ROTATE"]
+        else None,
         "clean": options["OCR.CLEAN"],
         "output_type": _OUTPUT_TYPE[options["OCR.OUTPUT"]],
         "sidecar": sidecar,
@@ -153,12 +159,29 @@ def _ocr_arguments(ctx: StepContext, sidecar: Path | None) -> dict[str, Any]:
     }
 
 
-def _run_ocrmypdf(prepared: _Input, target: Path, source: Path, ctx: StepContext) -> None:
+@contextmanager
+def _temp_below(directory: Path) -> Iterator[None]:
+    """OCRmyPDF's scratch folder (``tempfile.mkdtemp``) below the job's step directory.
+
+    A worker stopped at the job's timeout is killed, and OCRmyPDF cannot clean up;
+    below the step directory, its page images go when the job's work dir does.
+    """
+    saved = tempfile.tempdir
+    tempfile.tempdir = str(directory)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved
+
+
+def _run_ocrmypdf(
+    prepared: _Input, target: Path, source: Path, work: Path, ctx: StepContext
+) -> None:
     sidecar = target.with_suffix(".txt") if ctx.options["OCR.SIDECAR"] else None
     arguments = _ocr_arguments(ctx, sidecar)
     os.environ["OMP_THREAD_LIMIT"] = "1"
     try:
-        with ocrprogress.reporting(ctx.report_progress):
+        with ocrprogress.reporting(ctx.report_progress), _temp_below(work):
             code = ocrmypdf.ocr(prepared.path, target, **arguments)
     except Image.DecompressionBombError:
         raise TooLarge(
@@ -233,7 +256,7 @@ class OcrStep:
                 work.mkdir(parents=True)
                 target = out_dir / f"{output_stem(inputs, source, ctx)}.pdf"
                 prepared = _prepare(source, work, ctx)
-                _run_ocrmypdf(prepared, target, source, ctx)
+                _run_ocrmypdf(prepared, target, source, work, ctx)
                 outputs.append(target)
                 if ctx.options["OCR.SIDECAR"]:
                     outputs.append(target.with_suffix(".txt"))

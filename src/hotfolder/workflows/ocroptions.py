@@ -83,6 +83,14 @@ MODE = OptionSpec(
 )
 DESKEW = OptionSpec("OCR.DESKEW", bool, True, "Straighten skewed scans (not in mode redo).")
 ROTATE = OptionSpec("OCR.ROTATE", bool, True, "Turn pages upright by their detected orientation.")
+ROTATE_CONFIDENCE = OptionSpec(
+    "OCR.ROTATE_CONFIDENCE",
+    Annotated[float, Field(ge=0, le=100)],
+    8.0,
+    "How sure Tesseract's orientation detection must be before a page is turned "
+    "(OCRmyPDF's default is 14, which leaves many 150-dpi pages sideways); raise it if "
+    "pages with little text get turned wrongly.",
+)
 CLEAN = OptionSpec(
     "OCR.CLEAN",
     bool,
@@ -111,6 +119,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     MODE,
     DESKEW,
     ROTATE,
+    ROTATE_CONFIDENCE,
     CLEAN,
     OUTPUT,
     SIDECAR,
