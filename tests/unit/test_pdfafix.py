@@ -6,8 +6,11 @@ import io
 from pathlib import Path
 
 import pikepdf
+import pytest
 from PIL import Image
 
+from hotfolder.errors import ToolFailed
+from hotfolder.workflows import ghostscript
 from hotfolder.workflows.pdfafix import normalise_boxes
 from tests.unit.test_pdf import damaged_xref
 from tests.unit.test_pdfa import archive, assert_pdfa, image_pdf
@@ -72,3 +75,16 @@ def test_pdfa_of_a_file_with_a_broken_xref_table_by_default(tmp_path: Path) -> N
     result, ctx = archive(tmp_path, damaged_xref(image_pdf()))
     assert_pdfa(result.outputs[0], "2b")
     assert any(w.startswith("repaired: ") for w in ctx.warnings)
+
+
+def test_failed_ghostscript_falls_back_to_pikepdf_and_is_validated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(*args: object, **kwargs: object) -> list[str]:
+        raise ToolFailed("Ghostscript PDF/A conversion failed (exit status 1): injected")
+
+    monkeypatch.setattr(ghostscript, "convert_to_pdfa", crash)
+    result, ctx = archive(tmp_path, image_pdf(), **{"PDFA.ENGINE": "ghostscript"})
+    assert_pdfa(result.outputs[0], "2b")
+    assert result.facts["files"][0]["engine"] == "pikepdf"
+    assert any("written by pikepdf instead" in w for w in ctx.warnings)

@@ -193,8 +193,13 @@ class ArchiveStep:
         finally:
             opened.close()
         temp.mkdir()
-        made = _ghostscript(source, password, temp, ctx)
-        _check_text(before, _output_texts(made), ghostscript.version())
+        try:
+            made = _ghostscript(source, password, temp, ctx)
+            _check_text(before, _output_texts(made), ghostscript.version())
+        except ToolFailed as failed:
+            if engine != "ghostscript":
+                raise  # pikepdf was tried first and could not do it
+            return _pikepdf_instead(source, target, password, failed, ctx, before)
         made.replace(target)
         return {"engine": "ghostscript", "pages": pages, "text": before}
 
@@ -216,6 +221,28 @@ class ArchiveStep:
                     f"pikepdf's PDF/A file lost the text of page(s) {_pages(lost)}; it was "
                     "not published. Please report this with the input file."
                 )
+
+
+def _pikepdf_instead(
+    source: Path,
+    target: Path,
+    password: str,
+    failed: ToolFailed,
+    ctx: StepContext,
+    before: list[str],
+) -> dict[str, Any]:
+    """PDFA.ENGINE = ghostscript, and Ghostscript failed: the lossless path, if it can."""
+    part: str = ctx.options["PDFA.PART"]
+    try:
+        with pikepdf_opened(source, password) as pdf:
+            pages = len(pdf.pages)
+            save_pdfa(pdf, target, part, lambda w: ctx.warn(f"{source.name}: {w}"))
+    except pikepdf.pdfa.PdfaError:
+        raise failed from None
+    except QPDF_ERRORS:
+        raise failed from None
+    ctx.warn(f"{source.name}: Ghostscript failed ({failed.message}); written by pikepdf instead.")
+    return {"engine": "pikepdf", "pages": pages, "text": before}
 
 
 def _input_texts(source: Path, password: str) -> list[str]:
