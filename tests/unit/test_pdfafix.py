@@ -11,7 +11,7 @@ from PIL import Image
 
 from hotfolder.errors import ToolFailed
 from hotfolder.workflows import ghostscript
-from hotfolder.workflows.pdfafix import normalise_boxes
+from hotfolder.workflows.pdfafix import normalise_boxes, separate_roles, title_outlines
 from tests.unit.test_pdf import damaged_xref
 from tests.unit.test_pdfa import archive, assert_pdfa, image_pdf
 
@@ -88,3 +88,22 @@ def test_failed_ghostscript_falls_back_to_pikepdf_and_is_validated(
     assert_pdfa(result.outputs[0], "2b")
     assert result.facts["files"][0]["engine"] == "pikepdf"
     assert any("written by pikepdf instead" in w for w in ctx.warnings)
+
+
+def test_a_soft_mask_also_drawn_gets_its_own_copy_and_untitled_bookmarks_a_title() -> None:
+    pdf = pikepdf.new()
+    pdf.add_blank_page(page_size=(20, 10))
+    mask = pdf.make_stream(bytes(200), Type=pikepdf.Name.XObject, Subtype=pikepdf.Name.Image,
+                           Width=20, Height=10, BitsPerComponent=8,
+                           ColorSpace=pikepdf.Name.DeviceGray)  # fmt: skip
+    picture = pdf.make_stream(bytes(600), Type=pikepdf.Name.XObject, Subtype=pikepdf.Name.Image,
+                              Width=20, Height=10, BitsPerComponent=8,
+                              ColorSpace=pikepdf.Name.DeviceRGB, SMask=mask)  # fmt: skip
+    pdf.pages[0].Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(M=mask, P=picture))
+    assert separate_roles(pdf) == 1
+    assert picture.SMask.objgen != mask.objgen
+    assert picture.SMask.read_raw_bytes() == mask.read_raw_bytes()
+    item = pdf.make_indirect(pikepdf.Dictionary(Dest=pikepdf.Array([pdf.pages[0].obj])))
+    pdf.Root.Outlines = pdf.make_indirect(pikepdf.Dictionary(First=item, Last=item, Count=1))
+    item.Parent = pdf.Root.Outlines
+    assert title_outlines(pdf) == 1 and str(item.Title) == ""

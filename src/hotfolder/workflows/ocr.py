@@ -120,13 +120,14 @@ def _check_image_sizes(pdf: pikepdf.Pdf, source: Path, max_pixels: int) -> None:
     """Refuse a page image larger than IMAGE.MAX_PIXELS before anything decodes it."""
     for number, page in enumerate(pdf.pages, start=1):
         for image in page.get_images().values():
-            width = image.get("/Width", 0)
-            height = image.get("/Height", 0)
-            pixels = int(width) * int(height)
-            if pixels > max_pixels:
+            try:
+                width, height = int(image.get("/Width", 0)), int(image.get("/Height", 0))
+            except (TypeError, ValueError):
+                continue  # not a size: the renderer refuses the image, OCR sees no pixels
+            if width * height > max_pixels:
                 raise TooLarge(
-                    f"Page {number} of {source.name!r} has an image of {int(width)} x "
-                    f"{int(height)} pixels, more than IMAGE.MAX_PIXELS = {max_pixels}. "
+                    f"Page {number} of {source.name!r} has an image of {width} x "
+                    f"{height} pixels, more than IMAGE.MAX_PIXELS = {max_pixels}. "
                     "Scan it at a lower resolution, or raise IMAGE.MAX_PIXELS if the file "
                     "is trusted."
                 )

@@ -26,11 +26,17 @@ import pypdfium2
 import pypdfium2.version
 from pydantic import Field
 
-from hotfolder.errors import CorruptInput, JobTimeout, ToolFailed, UnsupportedFormat
+from hotfolder.errors import (
+    CorruptInput,
+    JobTimeout,
+    PasswordRequired,
+    ToolFailed,
+    UnsupportedFormat,
+)
 from hotfolder.workflows import ghostscript
 from hotfolder.workflows.base import OptionSpec, StepContext, StepResult, Workflow, output_stem
 from hotfolder.workflows.pdf import PASSWORD, QPDF_ERRORS, open_pdf, pikepdf_opened
-from hotfolder.workflows.pdfafix import save_pdfa
+from hotfolder.workflows.pdfafix import fix_written, save_pdfa
 from hotfolder.workflows.repair import REPAIR_CHECKED
 
 PART = OptionSpec(
@@ -249,6 +255,12 @@ def _input_texts(source: Path, password: str) -> list[str]:
     try:
         return page_texts(source, password)
     except pypdfium2.PdfiumError as exc:
+        if "password" in str(exc).lower():
+            # qpdf accepted the empty password of an R5/R6 file that pdfium refuses.
+            raise PasswordRequired(
+                f"{source.name!r} is password-protected. Set DOC.PASSWORD for this "
+                "folder to the password that opens it."
+            ) from None
         raise CorruptInput(
             f"{source.name!r} opens in qpdf but not in pdfium ({exc}), so its text cannot be "
             "checked after conversion. Export it again."
@@ -296,6 +308,7 @@ def _ghostscript(source: Path, password: str, temp: Path, ctx: StepContext) -> P
         ) from None
     for warning in warnings:
         ctx.warn(f"{source.name}: {warning}")
+    fix_written(made, lambda w: ctx.warn(f"{source.name}: {w}"))
     _check_valid(made, part)
     return made
 

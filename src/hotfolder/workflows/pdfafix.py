@@ -8,6 +8,10 @@ touching what a page shows:
   MediaBox. Viewers clip every box to the MediaBox; the box is clipped here the
   same way, and one with nothing left (or less than PDF/A's 3-unit minimum) is
   removed, which means "the same as the CropBox".
+* **Bookmarks without a title**, which PDF/A requires: they get an empty one.
+* **A soft mask that is also drawn as an image** (Ghostscript stores it once):
+  the validator checks an object in one role only, so the mask gets its own
+  copy of the same bytes.
 * **JPEG 2000 images** (``/JPXDecode``), which pikepdf's validator cannot check,
   so it never claims such a file is PDF/A. A grey or RGB JPX image is decoded
   and stored again with Flate: lossless relative to the decoded pixels (the
@@ -96,6 +100,65 @@ def transcode_jpx(pdf: pikepdf.Pdf) -> int:
     return done
 
 
+def separate_roles(pdf: pikepdf.Pdf) -> int:
+    """Give each soft mask that is also a page's XObject its own copy; return how many.
+
+    Ghostscript stores an image once when it is both drawn and another image's
+    /SMask; the validator checks an object in one role only and answers
+    not_checked. A copy of the raw stream (same filters, same bytes) separates them.
+    """
+    drawn: set[tuple[int, int]] = set()
+    for page in pdf.pages:
+        resources = page.obj.get("/Resources")
+        xobjects = resources.get("/XObject") if isinstance(resources, pikepdf.Dictionary) else None
+        if isinstance(xobjects, pikepdf.Dictionary):
+            drawn.update(value.objgen for value in xobjects.values() if value.is_indirect)
+    copied = 0
+    for page in pdf.pages:
+        for image in page.get_images().values():
+            mask = image.get("/SMask")
+            if not isinstance(mask, pikepdf.Stream) or mask.objgen not in drawn:
+                continue
+            copy = pikepdf.Stream(pdf, mask.read_raw_bytes())
+            for key, value in mask.items():
+                if key != "/Length":
+                    copy[key] = value
+            image.SMask = pdf.make_indirect(copy)
+            copied += 1
+    return copied
+
+
+def title_outlines(pdf: pikepdf.Pdf) -> int:
+    """Give bookmarks without a /Title (which PDF/A requires) an empty one; return how many."""
+    outlines = pdf.Root.get("/Outlines")
+    if not isinstance(outlines, pikepdf.Dictionary):
+        return 0
+    fixed, seen = 0, set()
+    stack = [outlines.get("/First")]
+    while stack:
+        item = stack.pop()
+        if not isinstance(item, pikepdf.Dictionary) or item.objgen in seen:
+            continue
+        seen.add(item.objgen)
+        if "/Title" not in item:
+            item.Title = pikepdf.String("")
+            fixed += 1
+        stack += [item.get("/Next"), item.get("/First")]
+    return fixed
+
+
+def fix_written(path: Path, warn: Callable[[str], None]) -> None:
+    """Apply the lossless fixes to a file another engine (Ghostscript) wrote, in place."""
+    with pikepdf.open(path, allow_overwriting_input=True) as pdf:
+        boxes, roles, titles = normalise_boxes(pdf), separate_roles(pdf), title_outlines(pdf)
+        if boxes or roles or titles:
+            pdf.save(path)
+    if boxes:
+        warn(f"page boxes PDF/A forbids were clipped to the page on {boxes} page(s)")
+    if titles:
+        warn(f"{titles} bookmark(s) without a title were given an empty one")
+
+
 def save_pdfa(
     pdf: pikepdf.Pdf, target: Path, part: str, warn: Callable[[str], None]
 ) -> pikepdf.pdfa.Report:
@@ -103,9 +166,11 @@ def save_pdfa(
 
     Raises pikepdf.pdfa.PdfaError when the file still cannot be PDF/A losslessly.
     """
-    boxes = normalise_boxes(pdf)
+    boxes, titles = normalise_boxes(pdf), title_outlines(pdf)
     if boxes:
         warn(f"page boxes PDF/A forbids were clipped to the page on {boxes} page(s)")
+    if titles:
+        warn(f"{titles} bookmark(s) without a title were given an empty one")
     try:
         return pikepdf.pdfa.save(pdf, target, part)
     except pikepdf.pdfa.PdfaError:
