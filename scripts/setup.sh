@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up hotfolder from nothing: system packages the engines need, then a virtualenv
 # in .venv with hotfolder and its test/dev tools. Safe to run again; it only adds
-# what is missing.
+# what is missing. HOTFOLDER_EXTRAS names the pyproject extras to install
+# (comma-separated; default: dev), e.g. HOTFOLDER_EXTRAS=dev,bench for bench/run.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,4 +24,4 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[dev]"
+.venv/bin/python -m pip install -q -e ".[${HOTFOLDER_EXTRAS:-dev}]"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -72,3 +74,26 @@ def http_json(
     except urllib.error.HTTPError as error:
         body = error.read()
         return error.code, json.loads(body) if body else {}
+
+
+def drop(path: Path, data: bytes) -> None:
+    """Write under a temp name (excluded by the built-in filters), then rename: like a copy tool."""
+    temp = path.with_name(path.name + ".part")
+    temp.write_bytes(data)
+    temp.rename(path)
+
+
+def drop_manifest(path: Path, **fields: Any) -> None:
+    """Drop a ``*.job.json`` manifest holding ``fields`` as JSON."""
+    drop(path, json.dumps(fields).encode())
+
+
+def run_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``hotfolder ARGS --config CONFIG`` and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "hotfolder", *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

@@ -233,3 +233,36 @@ def tiff_huge() -> bytes:
     ifd = struct.pack("<H", len(entries))
     ifd += b"".join(struct.pack("<HHII", *entry) for entry in entries) + b"\0\0\0\0"
     return b"II*\x00" + struct.pack("<I", 16) + bytes(8) + ifd
+
+
+def direct_root() -> bytes:
+    """A one-page PDF whose trailer holds the catalog itself, not a reference to it.
+
+    qpdf reads and rewrites it without a warning; pdfium refuses it ("Data format
+    error"), and so would any reader as strict as pdfium.
+    """
+    indirect = one_page()
+    start = indirect.index(b"1 0 obj")
+    end = indirect.index(b"endobj\n", start) + len(b"endobj\n")
+    # Keep every offset: blank out object 1 and mark it free instead of removing it.
+    data = indirect[:start] + b" " * (end - start) + indirect[end:]
+    entry = b"%010d 00000 n \n" % start
+    data = data.replace(entry, b"0000000000 65535 f \n", 1)
+    return data.replace(b"/Root 1 0 R", b"/Root << /Type /Catalog /Pages 2 0 R >>")
+
+
+def undecodable_image() -> bytes:
+    """A page with two images: noise worth recompressing, and JPEG data that is not JPEG.
+
+    qpdf passes the broken image through untouched; pdfium cannot decode it.
+    """
+    noise = random.Random(3).randbytes(200 * 200 * 3)
+    rgb = b"/Type /XObject /Subtype /Image /ColorSpace /DeviceRGB /BitsPerComponent 8 "
+    good = _stream(zlib.compress(noise), rgb + b"/Width 200 /Height 200 /Filter /FlateDecode ")
+    fake = b"\xff\xd8\xff\xe0" + random.Random(4).randbytes(3000)
+    bad = _stream(fake, rgb + b"/Width 100 /Height 100 /Filter /DCTDecode ")
+    return one_page(
+        resources=b"<< /XObject << /Im1 5 0 R /Im2 6 0 R >> >>",
+        contents=b"q 200 0 0 200 0 0 cm /Im1 Do Q q 100 0 0 100 300 300 cm /Im2 Do Q",
+        more=[good, bad],
+    )

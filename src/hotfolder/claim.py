@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ulid import ULID
 
+from hotfolder.claimed import stamp
 from hotfolder.config import FolderSettings
 from hotfolder.intake import Candidate
 from hotfolder.journal import JobRecord, Journal
@@ -71,6 +72,7 @@ def claim_many(
         try:
             workdirs.create(work)
             candidate.path.rename(record.work_input)
+            stamp(record)
         except OSError as exc:
             journal.delete(record.job_id)
             workdirs.discard(work)  # holds nothing of the user's: the rename failed
@@ -103,6 +105,8 @@ def _record_for(folder: FolderSettings, candidate: Candidate) -> JobRecord:
         input_size=candidate.signature.size,
         input_mtime=candidate.signature.mtime_ns,
         created_at=time.time(),
+        # Nothing to wait for where no one can still be writing: see Dispatcher._conclude.
+        writer_free=candidate.writer_free or not candidate.signature.regular,
     )
 
 
@@ -151,6 +155,7 @@ def claim_copy(folder: FolderSettings, sources: Sequence[Path], journal: Journal
         profile=folder.profile,
         kind="file" if all(kinds) else "rejected",
         created_at=time.time(),
+        writer_free=True,  # our own copies: nobody else writes them
     )
     (work / "input").mkdir(parents=True)
     if record.kind == "file":

@@ -11,20 +11,30 @@ import sys
 import tempfile
 import threading
 import time
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hotfolder import __version__
-from hotfolder.errors import ConfigError, ExitCode, HotfolderError, ToolMissing
+from hotfolder import __version__, running
+from hotfolder.errors import ConfigError, ExitCode, HotfolderError, ToolMissing, UsageError
 from hotfolder.logs import configure as configure_logging
 from hotfolder.models import JobState
 
 log = logging.getLogger("hotfolder")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a wrong command line exits 64 (EX_USAGE) like every usage error."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        """Print the usage and the problem, then exit with ExitCode.USAGE."""
+        self.print_usage(sys.stderr)
+        self.exit(int(ExitCode.USAGE), f"{self.prog}: error: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hotfolder", description="Folders that convert documents dropped into them."
     )
     parser.add_argument("--version", action="version", version=f"hotfolder {__version__}")
@@ -118,12 +128,20 @@ def _load(args: argparse.Namespace) -> Any:
     return load_checked(args.config)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from hotfolder.config import load_settings
+def _early_logging(args: argparse.Namespace) -> None:
+    """Log in the configured format from the first line on (engines log at import).
 
-    # Log in the configured format from the first line on (engines log at import).
-    early = load_settings(args.config).daemon
-    configure_logging(early.log_level, early.log_format)
+    A config with problems is left to ``_load``, which reports all of them at once.
+    """
+    from hotfolder.config import read_settings
+
+    settings = read_settings(args.config).settings
+    if settings is not None:
+        configure_logging(settings.daemon.log_level, settings.daemon.log_format)
+
+
+def _run(args: argparse.Namespace) -> int:
+    _early_logging(args)
     from hotfolder.daemon import Daemon
 
     Daemon(_load(args)).run()
@@ -131,10 +149,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from hotfolder.config import load_settings
-
-    early = load_settings(args.config).daemon
-    configure_logging(early.log_level, early.log_format)
+    _early_logging(args)
     try:
         from hotfolder.worker import run_worker
     except ImportError as exc:
@@ -209,7 +224,7 @@ def _parse_options(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         name, sep, raw = pair.partition("=")
         if not sep or not name:
-            raise ConfigError([("--option", f"{pair!r} is not NAME=VALUE")])
+            raise UsageError(f"--option {pair!r} is not NAME=VALUE")
         value: Any = raw
         with contextlib.suppress(ValueError):
             value = json.loads(raw)
@@ -234,13 +249,19 @@ def _convert(args: argparse.Namespace) -> int:
     options = _parse_options(args.option)
     problems = check_folder(args.workflow, args.profile, options)
     if problems:
-        raise ConfigError(problems)
+        # The command line, not a config file, is wrong: a usage error (64), not 78.
+        flags = {"workflow": "--workflow", "profile": "--profile", "options": "--option"}
+        lines = []
+        for key, message in problems:
+            head, _, rest = key.partition(".")
+            lines.append(f"{flags.get(head, head)} {rest}: {message}".replace(" :", ":"))
+        raise UsageError("\n  ".join(["convert: wrong arguments:", *lines]))
     output = Path(args.output).absolute()
     output.mkdir(parents=True, exist_ok=True)
     inputs = [Path(p).absolute() for p in args.inputs]
     for path in inputs:
         if not os.path.lexists(path):
-            raise ConfigError([("INPUT", f"{path} does not exist")])
+            raise UsageError(f"INPUT {path} does not exist")
     with tempfile.TemporaryDirectory(prefix="hotfolder-convert-") as temp:
         folder = FolderSettings(
             name="convert",
@@ -362,7 +383,9 @@ def _pages(progress: tuple[int, int] | None) -> dict[str, int]:
 def _status(args: argparse.Namespace) -> int:
     from hotfolder.journal import Journal
 
-    _, path = _journal_path(args)
+    settings, path = _journal_path(args)
+    state_dir = settings.daemon.state_dir
+    up = running.daemon_running(state_dir)
     if not path.exists():
         print(f"no journal yet at {path}: the daemon has not run", file=sys.stderr)
         return int(ExitCode.OK if not args.job_id else ExitCode.FAILURE)
@@ -374,6 +397,9 @@ def _status(args: argparse.Namespace) -> int:
                 print(f"hotfolder: no job {args.job_id}", file=sys.stderr)
                 return int(ExitCode.FAILURE)
             document = record.document()
+            if not up and _interrupted(record):
+                document["interrupted"] = True
+                document["message"] = _INTERRUPTED
             print(json.dumps(document, indent=2, ensure_ascii=False))
             return int(ExitCode.OK)
         records = journal.recent(folder=args.folder, state=args.state, limit=args.limit)
@@ -387,7 +413,8 @@ def _status(args: argparse.Namespace) -> int:
                     "input": r.input_name,
                     "attempts": r.attempts,
                     "errorCode": r.error_code,
-                    "message": r.message,
+                    "message": _INTERRUPTED if not up and _interrupted(r) else r.message,
+                    **({"interrupted": True} if not up and _interrupted(r) else {}),
                     **_pages(r.pages_progress()),
                 }
                 for r in records
@@ -395,12 +422,41 @@ def _status(args: argparse.Namespace) -> int:
             print(json.dumps(rows, indent=2, ensure_ascii=False))
             return int(ExitCode.OK)
         counts = journal.counts()
-        print("jobs: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "jobs: none")
+        print("jobs: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"))
+        if not up:
+            print("the daemon is not running: unfinished jobs run when it starts")
         for r in records:
             code = f" [{r.error_code}]" if r.error_code and r.state != "success" else ""
+            state = "interrupted" if not up and _interrupted(r) else r.state
             progress = r.pages_progress()
             pages = f" (page {progress[0]}/{progress[1]})" if progress else ""
-            print(f"{r.job_id}  {r.state:<10} {r.folder:<12} {r.input_name}{code}{pages}")
+            print(f"{r.job_id}  {state:<11} {r.folder:<12} {r.input_name}{code}{pages}")
+            if r.state == JobState.PENDING.value and r.message:
+                print(f"    {r.message}")  # what a waiting job waits for
+        if up:
+            _print_ignored(running.read_report(state_dir), args.folder)
     finally:
         journal.close()
     return int(ExitCode.OK)
+
+
+_INTERRUPTED = (
+    "Interrupted: the daemon stopped while this job was running. It runs again when "
+    "hotfolder starts."
+)
+
+
+def _interrupted(record: Any) -> bool:
+    # "processing" in the journal of a daemon that is not running: it was stopped
+    # (kill -9, or drain_timeout passed) and recovery runs it at the next start.
+    return bool(record.state == JobState.PROCESSING.value)
+
+
+def _print_ignored(report: dict[str, Any], only: str | None) -> None:
+    for name, figures in sorted(report.get("folders", {}).items()):
+        ignored = figures.get("ignored", [])
+        if (only and name != only) or not ignored:
+            continue
+        print(f"folder {name}: {len(ignored)} file(s) left in the input by the folder's rules:")
+        for item in ignored:
+            print(f"  {item['name']}  ({item['rule']})")

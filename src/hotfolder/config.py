@@ -12,13 +12,15 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from hotfolder.celery_settings import CelerySettings
+from hotfolder.config_problems import Problem, entry_key, salvage, schema_problems
 from hotfolder.errors import ConfigError
 
 ObserverKind = Literal["auto", "native", "polling"]
@@ -277,31 +279,6 @@ class Settings(BaseSettings):
         """Environment first, then the TOML file's contents (passed as init values)."""
         return (env_settings, init_settings)
 
-    @model_validator(mode="after")
-    def _unique_names(self) -> Settings:
-        seen: set[str] = set()
-        for folder in self.folders:
-            if folder.name in seen:
-                raise ValueError(f"folder name {folder.name!r} is used twice; names must be unique")
-            seen.add(folder.name)
-        return self
-
-    @model_validator(mode="after")
-    def _jobs_end_before_redelivery(self) -> Settings:
-        # The broker hands a job that is still unacknowledged after the visibility
-        # timeout to another worker: a folder timeout at or above it runs jobs twice.
-        if self.daemon.executor != "celery":
-            return self
-        limit = self.celery.visibility_timeout
-        for folder in self.folders:
-            if folder.timeout >= limit:
-                raise ValueError(
-                    f"folder {folder.name!r}: timeout = {folder.timeout:g} must be below "
-                    f"celery.visibility_timeout = {limit:g} (jobs running longer are handed "
-                    "to a second worker); raise visibility_timeout or lower the timeout"
-                )
-        return self
-
     def folder(self, name: str) -> FolderSettings:
         """Return the folder called ``name``."""
         for folder in self.folders:
@@ -317,48 +294,106 @@ def config_path(explicit: Path | str | None) -> Path:
     return Path(os.environ.get("HOTFOLDER_CONFIG") or "hotfolder.toml")
 
 
-def _key(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts[-1] = f"{parts[-1]}[{item}]" if parts else f"[{item}]"
-            folders = data.get("folders")
-            if loc[0] == "folders" and isinstance(folders, list) and item < len(folders):
-                name = folders[item].get("name") if isinstance(folders[item], dict) else None
-                if name:
-                    parts[-1] += f"({name})"
-        else:
-            parts.append(str(item))
-    return ".".join(parts)
+def _cross_problems(settings: Settings, folder_keys: Sequence[str]) -> list[Problem]:
+    """Checks across tables, run on whatever validated (see :func:`read_settings`)."""
+    problems: list[Problem] = []
+    first: dict[str, str] = {}
+    limit = settings.celery.visibility_timeout
+    for key, folder in zip(folder_keys, settings.folders, strict=True):
+        if folder.name in first:
+            also = f"{folder.name!r} is used twice (also by {first[folder.name]})"
+            problems.append((f"{key}.name", f"{also}; names must be unique"))
+        first.setdefault(folder.name, key)
+        # The broker hands a job still unacknowledged after the visibility timeout to
+        # another worker: a folder timeout at or above it runs jobs twice.
+        if settings.daemon.executor == "celery" and folder.timeout >= limit:
+            problems.append(
+                (
+                    f"{key}.timeout",
+                    f"{folder.timeout:g} must be below celery.visibility_timeout = {limit:g} "
+                    "(jobs running longer go to a second worker); raise "
+                    "visibility_timeout or lower the timeout",
+                )
+            )
+    return problems
 
 
-def load_settings(path: Path | str | None = None) -> Settings:
-    """Read, validate and resolve the configuration; raise ConfigError listing every problem."""
-    file = config_path(path).absolute()
+def _keys(table: str, kept: dict[str, list[int]], names: list[str]) -> list[str]:
+    indices = kept.get(table, [])
+    if len(indices) != len(names):  # nothing was left out, or the list came from the environment
+        indices = list(range(len(names)))
+    return [entry_key(table, index, name) for index, name in zip(indices, names, strict=True)]
+
+
+class Reading(NamedTuple):
+    """A config file validated as far as it goes: see :func:`read_settings`."""
+
+    #: None only when nothing could be validated (unreadable file, bad environment).
+    settings: Settings | None
+    #: Every problem found, each ``(key, message)``.
+    problems: list[Problem]
+    #: The key of each of ``settings.folders`` as in the file (``folders[2](scans)``).
+    folder_keys: list[str]
+    #: The key of each of ``settings.workflows`` as in the file.
+    workflow_keys: list[str]
+
+
+def _toml(file: Path) -> dict[str, Any]:
     if not file.is_file():
         raise ConfigError([("", f"config file {file} does not exist or is not a file")])
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
+        return tomllib.loads(file.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError([("", f"not valid TOML: {exc}")], str(file)) from None
     except OSError as exc:
         raise ConfigError([("", f"cannot read the file: {exc.strerror}")], str(file)) from None
+
+
+def read_settings(path: Path | str | None = None) -> Reading:
+    """Validate the file and the environment; collect every schema and cross-table problem.
+
+    When the schema fails, what did validate is salvaged (bad values at their
+    defaults, entries without their required keys left out), so the checks that
+    need whole settings still run and one pass reports everything. A file that
+    cannot be read or parsed raises ConfigError: nothing else can be checked then.
+    """
+    file = config_path(path).absolute()
+    data = _toml(file)
+    kept: dict[str, list[int]] = {}
+    problems: list[Problem] = []
     try:
         settings = Settings(**data)
     except ValidationError as exc:
-        problems = [(_key(err["loc"], data), err["msg"]) for err in exc.errors(include_url=False)]
-        raise ConfigError(problems, str(file)) from None
+        errors = exc.errors(include_url=False)
+        problems = schema_problems(errors, data, Settings, hidden=("config_file",))
+        pruned, kept = salvage(data, errors)
+        try:
+            settings = Settings(**pruned)
+        except ValueError:  # the environment is wrong too: nothing more to check
+            return Reading(None, problems, [], [])
     except ValueError as exc:  # pydantic-settings raises SettingsError for bad env JSON
-        raise ConfigError([("environment", str(exc))], str(file)) from None
+        return Reading(None, [("environment", str(exc))], [], [])
+    folder_keys = _keys("folders", kept, [f.name for f in settings.folders])
+    workflow_keys = _keys("workflows", kept, [w.name for w in settings.workflows])
+    problems += _cross_problems(settings, folder_keys)
     base = file.parent
     state_dir = settings.daemon.state_dir
     daemon = settings.daemon.model_copy(
         update={"state_dir": state_dir if state_dir.is_absolute() else base / state_dir}
     )
-    return settings.model_copy(
+    resolved = settings.model_copy(
         update={
             "daemon": daemon,
             "folders": [folder.resolved(base) for folder in settings.folders],
             "config_file": file,
         }
     )
+    return Reading(resolved, problems, folder_keys, workflow_keys)
+
+
+def load_settings(path: Path | str | None = None) -> Settings:
+    """Read, validate and resolve the configuration; raise ConfigError listing every problem."""
+    reading = read_settings(path)
+    if reading.problems or reading.settings is None:
+        raise ConfigError(reading.problems, str(config_path(path).absolute()))
+    return reading.settings

@@ -15,7 +15,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
+from hotfolder import running
 from hotfolder.callbacks import CallbackSender
 from hotfolder.claim import ClaimFailed, ClaimLost, claim_many
 from hotfolder.cleanup import KINDS, Cleanup, scheduled_cleanup
@@ -39,6 +41,7 @@ from hotfolder.reload import plan_reload
 from hotfolder.systemd import Notifier
 from hotfolder.watcher import FolderWatch
 from hotfolder.workflows.registry import log_tool_versions
+from hotfolder.writers import WriterProbe, ignore_lease_breaks
 
 log = logging.getLogger("hotfolder.daemon")
 
@@ -81,6 +84,8 @@ class Daemon:
         daemon = self.settings.daemon
         prepare_paths(self.settings)
         self.journal = Journal(journal_path(self.settings))
+        self._running_lock = running.hold(daemon.state_dir)
+        self._reported = -1
         publisher = Publisher(self.journal, self.folders, keep_originals=False)
         pool = make_executor(self.settings)
         pool.start()
@@ -122,6 +127,7 @@ class Daemon:
                     self.control.submit,
                     self.metrics.exposition,
                     self.settings.http.token,
+                    details=self.intake_report,
                 )
             except OSError as exc:
                 self.stop()
@@ -150,6 +156,9 @@ class Daemon:
             intake.hint,
         )
         intake.trust_ctime = watch.kind == "native"
+        # Native means a local filesystem, where the kernel knows who writes a file.
+        native = watch.kind == "native"
+        intake.writers = WriterProbe(folder.name, folder.input_dir) if native else None
         # Observer first, then the scan: a file arriving in between is seen twice
         # (harmless, intake deduplicates) rather than never.
         watch.start()
@@ -262,6 +271,7 @@ class Daemon:
                     waiting |= self._claim_ready(name, intake)
                 except Exception:
                     log.exception("intake of folder %s failed; retrying", name)
+            self._report_intake()
             deadlines = [d for d in (i.next_deadline() for i in self.intakes.values()) if d]
             wake_at = min([next_rescan, next_health, self.control.next_poll(), *deadlines])
             timeout = max(0.0, wake_at - self._clock())
@@ -297,6 +307,25 @@ class Daemon:
                 self.dispatcher.enqueue(result)
         return intake.ready_count() > 0
 
+    def intake_report(self) -> dict[str, Any]:
+        """Per folder: files settling and files the folder's rules keep out (with the rule)."""
+        return {
+            "folders": {
+                name: {"settling": intake.pending_count(), "ignored": intake.ignored_files()}
+                for name, intake in list(self.intakes.items())
+            }
+        }
+
+    def _report_intake(self) -> None:
+        # `hotfolder status` reads it: written only when the ignored files change.
+        version = sum(intake.ignored_version for intake in self.intakes.values())
+        if version != self._reported:
+            self._reported = version
+            try:
+                running.write_report(self.settings.daemon.state_dir, self.intake_report())
+            except OSError as exc:
+                log.warning("cannot write the intake report: %s", exc)
+
     def _supervise_watches(self) -> None:
         for name, watch in self.watches.items():
             if watch.alive():
@@ -323,6 +352,7 @@ class Daemon:
                 running=active,
                 pending=self.pending.count(name) if self.pending is not None else 0,
                 settling=intake.pending_count() if intake is not None else 0,
+                ignored=intake.ignored_count() if intake is not None else 0,
                 watched=watch is not None and watch.alive(),
             )
         pool = self.dispatcher.pool if self.dispatcher is not None else None
@@ -398,6 +428,7 @@ class Daemon:
             self.cleanup.stop()
         if self.journal is not None:
             self.journal.close()
+            self._running_lock.close()
         log.info("stopped")
 
     def run(self) -> None:
@@ -414,6 +445,7 @@ class Daemon:
         signal.signal(signal.SIGHUP, lambda signum, frame: self.request_reload())
         # A watchdog kill (SIGABRT) then leaves every thread's traceback in the journal.
         faulthandler.enable(all_threads=True)
+        ignore_lease_breaks()
         self.start()
         self.notifier.ready(f"watching {len(self.folders)} folder(s)")
         try:

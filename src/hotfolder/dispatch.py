@@ -22,8 +22,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
+from hotfolder import claimed
+from hotfolder.claimed import Resettling
 from hotfolder.config import DaemonSettings, FolderSettings
-from hotfolder.errors import Aborted, IOFailure, NotRegularFile
+from hotfolder.errors import Aborted, NotRegularFile
 from hotfolder.executors import Executor
 from hotfolder.jobqueue import FairQueue
 from hotfolder.jobspec import job_spec
@@ -70,6 +72,8 @@ class Dispatcher:
         self.publisher = publisher
         self.pool = pool
         self.queue = FairQueue()
+        #: Jobs whose input changed after the claim, until it settles again.
+        self.resettling = Resettling(lambda: self.folders, clock)
         self.listeners: list[Listener] = []
         self._clock = clock
         self._inbox: list[JobRecord] = []
@@ -176,8 +180,10 @@ class Dispatcher:
             self._take_inbox()
             self._take_cancels()
             self._retry_publishing()
+            self._requeue_settled()
             self._dispatch()
-            wait = 1.0
+            # Inputs settling again are polled: their writer may be anywhere.
+            wait = 0.25 if len(self.resettling) else 1.0
             due = self.queue.next_due()
             if due is not None:
                 wait = max(0.0, min(wait, due - self._clock()))
@@ -190,6 +196,27 @@ class Dispatcher:
                 self._dispatch()
             self._handle_all(results)
         self._handle_all(self.pool.stop(self.settings.drain_timeout))
+        self._leave_interrupted()
+
+    def _leave_interrupted(self) -> None:
+        # Jobs still running when drain_timeout passed were stopped. The journal
+        # keeps them as they were (`hotfolder status` shows "interrupted" while no
+        # daemon runs) and recovery runs them at the next start; the log says so.
+        running = [record for record in self._records.values() if record.phase == "running"]
+        if not running:
+            return
+        log.warning(
+            "drain_timeout (%g s) passed with %d job(s) still running: %s; they were "
+            "stopped and run again at the next start",
+            self.settings.drain_timeout,
+            len(running),
+            ", ".join(f"{record.job_id} ({record.input_name!r})" for record in running),
+        )
+        for record in running:
+            log.info(
+                "stopped by the shutdown; runs again at the next start",
+                extra={"job_id": record.job_id},
+            )
 
     def _record_progress(self) -> None:
         for job_id, (done, total) in self.pool.progress().items():
@@ -206,6 +233,7 @@ class Dispatcher:
         # Every journal write of a job goes through the one queue, in order: a job's
         # "running" must never land after its "done".
         self._records.pop(item.record.job_id, None)
+        self.resettling.drop(item.record.job_id)
         with self._lock:
             self._publishing.add(item.record.job_id)
         self._outbox.put(item)
@@ -252,9 +280,26 @@ class Dispatcher:
             if record.job_id in self._records:
                 continue  # already here (a stuck-job requeue racing the normal path)
             self._records[record.job_id] = record
+            if record.claimed is None:
+                claimed.stamp(record)  # recovered after a restart: stamped as found
             self._notify("job_queued", record)
             delay = max(0.0, record.not_before - time.time())
             self.queue.put(record.folder, record.job_id, now + delay, now)
+
+    def _requeue_settled(self) -> None:
+        if not len(self.resettling):
+            return
+        now = self._clock()
+        for record, failure in self.resettling.settled():
+            if failure is None:
+                log.info("input settled again; queued", extra={"job_id": record.job_id})
+                self.queue.put(record.folder, record.job_id, now, now)
+            elif claimed.changed(record):
+                self._resettle(record)  # the writer came back: it was not done
+            else:
+                item = self._conclude(record, failure, confirmed=True)
+                if item is not None:
+                    self._hand_over(item)
 
     def _take_cancels(self) -> None:
         with self._lock:
@@ -264,7 +309,9 @@ class Dispatcher:
             if record is None:
                 answer.set_result(False)
                 continue
-            if not self.queue.remove(job_id):
+            if job_id in self.resettling:
+                self.resettling.drop(job_id)
+            elif not self.queue.remove(job_id):
                 # Not queued, so running: stop its worker; the result is dropped.
                 self.pool.kill_job(job_id)
             error = Aborted(reason)
@@ -321,17 +368,31 @@ class Dispatcher:
         record = self._records.get(spec.job_id)
         if record is None:
             return None  # cancelled while running
-        if outcome.ok and not self._input_unchanged(record):
-            outcome = _changed_outcome(spec)
-            info = record.work_input.lstat()
-            record.input_size, record.input_mtime = info.st_size, info.st_mtime_ns
-            self.journal.update(
-                record.job_id, input_size=record.input_size, input_mtime=record.input_mtime
+        moved = claimed.change(record)
+        if moved == claimed.CONTENT or (
+            moved == claimed.CTIME_ONLY and not self.resettling.times(record.job_id)
+        ):
+            # Whatever the outcome, it describes half a file: neither publish nor fail it.
+            self._resettle(record)
+            return None
+        if moved is not None:
+            # Only ctime moved, again, while size and mtime stayed: something in the
+            # conversion itself (a step that links or chmods its input), not a writer.
+            log.warning(
+                "the input's ctime changed during the conversion again, its size and mtime "
+                "did not: taken as the conversion's own doing",
+                extra={"job_id": record.job_id},
             )
+        return self._conclude(record, outcome)
+
+    def _conclude(
+        self, record: JobRecord, outcome: JobOutcome, *, confirmed: bool = False
+    ) -> Publication | None:
         if outcome.ok:
             return self._publication(record, outcome=outcome)
         assert outcome.error is not None
-        if outcome.retryable and record.attempts <= self.settings.retries:
+        attempts = record.attempts - self.resettling.times(record.job_id)
+        if outcome.retryable and attempts <= self.settings.retries:
             backoff = self.settings.retry_backoff * 2 ** (record.attempts - 1)
             record.not_before = time.time() + backoff
             record.phase, record.state = "queued", JobState.PENDING.value
@@ -353,6 +414,11 @@ class Dispatcher:
             now = self._clock()
             self.queue.put(record.folder, record.job_id, now + backoff, now)
             self._notify("job_retried", record, outcome.error.code)
+            return None
+        if not record.writer_free and not confirmed:
+            # Claimed on time alone (a share, or no lease): a paused writer may still
+            # come back. A failure waits a moment; a success is not held up.
+            self.resettling.confirm(record, outcome)
             return None
         return self._publication(record, outcome=outcome, error=outcome.error)
 
@@ -377,14 +443,28 @@ class Dispatcher:
                 continue
             self._summarise(record, JobStatus.model_validate_json(record.status_json), late=True)
 
-    def _input_unchanged(self, record: JobRecord) -> bool:
-        # A writer that kept its file open past the settle time may still have
-        # written after the claim; such a result must not be published.
-        try:
-            info = record.work_input.lstat()
-        except OSError:
-            return True  # gone: nothing to compare; publishing will report it
-        return info.st_size == record.input_size and info.st_mtime_ns == record.input_mtime
+    def _resettle(self, record: JobRecord) -> None:
+        folder = self.folders.get(record.folder)  # None: removed by a reload meanwhile
+        record.phase, record.state = "queued", JobState.PENDING.value
+        record.message = (
+            f"The input {record.input_name!r} changed after it was taken: it was still being "
+            "written. It is converted again once it has stayed unchanged for "
+            f"{folder.settle if folder else 0:g} s with no writer holding it."
+        )
+        log.warning(
+            "input %r changed after its claim (a writer was still at work); it settles "
+            "again and the job runs again",
+            record.input_name,
+            extra={"job_id": record.job_id},
+        )
+        change: dict[str, object] = {
+            "phase": "queued",
+            "state": record.state,
+            "message": record.message,
+        }
+        self._outbox.put(_Change(record.job_id, change))
+        self.resettling.hold(record)
+        self._notify("job_input_changed", record)
 
     def _publication(
         self,
@@ -488,18 +568,4 @@ def _log_started(record: JobRecord, attempt: object) -> None:
         record.input_name,
         attempt,
         extra={"job_id": record.job_id},
-    )
-
-
-def _changed_outcome(spec: JobSpec) -> JobOutcome:
-    error = IOFailure(
-        "The input changed while it was being converted (it was still being written). "
-        "It will be converted again."
-    )
-    return JobOutcome(
-        job_id=spec.job_id,
-        ok=False,
-        message=error.message,
-        error=ErrorInfo(code=error.code, message=error.message),
-        retryable=True,
     )

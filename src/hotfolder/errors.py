@@ -13,6 +13,7 @@ this tree at one boundary per engine, never passed through::
 
     HotfolderError
     ├── ConfigError                 bad config file or environment (exit 78)
+    ├── UsageError                  bad command-line arguments or options (exit 64)
     ├── StartupError                state dir not writable, folder unusable (exit 73)
     ├── ToolMissing                 an engine is not installed (exit 69)
     └── JobError                    one job failed; the daemon goes on
@@ -74,6 +75,13 @@ class ConfigError(HotfolderError):
         lines = [f"{key}: {msg}" if key else msg for key, msg in problems]
         where = f" in {source}" if source else ""
         super().__init__(f"{len(problems)} configuration error(s){where}:\n  " + "\n  ".join(lines))
+
+
+class UsageError(HotfolderError):
+    """The command line is wrong: an unknown option, a bad value, a missing input."""
+
+    code = "usage"
+    exit_code = ExitCode.USAGE
 
 
 class StartupError(HotfolderError):

@@ -92,7 +92,8 @@ class _Handler(BaseHTTPRequestHandler):
             elif url.path == "/healthz":
                 problems = self.server.health()
                 code = HTTPStatus.OK if not problems else HTTPStatus.SERVICE_UNAVAILABLE
-                self._send(code, {"healthy": not problems, "problems": problems})
+                body = {"healthy": not problems, "problems": problems, **self.server.details()}
+                self._send(code, body)
             elif url.path == "/jobs":
                 limit = min(1000, max(1, int(query.get("limit", "50"))))
                 records = self.server.journal.recent(
@@ -145,6 +146,8 @@ class _Server(ThreadingHTTPServer):
         self.control = control
         self.metrics = metrics
         self.token = token
+        #: More about the daemon for /healthz (files settling and ignored per folder).
+        self.details: Callable[[], dict[str, Any]] = dict
 
 
 class HttpEndpoint:
@@ -158,11 +161,14 @@ class HttpEndpoint:
         control: Submit,
         metrics: Callable[[], bytes],
         token: str = "",
+        *,
+        details: Callable[[], dict[str, Any]] = dict,
     ) -> None:
         host, _, port = listen.rpartition(":")
         self._server = _Server(
             (host.strip("[]"), int(port)), journal, health, control, metrics, token
         )
+        self._server.details = details
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="hotfolder-http", daemon=True
         )

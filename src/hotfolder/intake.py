@@ -2,56 +2,55 @@
 
 Filesystem events are only hints that make intake fast; the startup scan and
 the periodic rescan make it correct. Every hint or scan marks a path *dirty*;
-a dirty path is ``lstat``-ed once and either dropped (gone, filtered, a
-directory), rejected at once (symlink, FIFO, socket, device: never followed or
-read), or tracked. A tracked file is *ready* once its signature (device, inode,
-size, mtime, ctime) has stayed the same for ``settle`` seconds; it is checked
-again just before it is claimed. Time comes from an injectable clock.
+a dirty path is ``lstat``-ed once and either dropped (gone, junk, a
+directory), reported and left alone (kept out by the folder's own filters),
+rejected at once (symlink, FIFO, socket, device: never followed or read), or
+tracked. A tracked file is *ready* once its signature (device, inode, size,
+mtime, ctime) has stayed the same for ``settle`` seconds *and* no writer still
+holds it: on native folders a file modified since its last close-write event
+is still being written, however long the pause, and on local filesystems the
+kernel is asked (a file lease, :mod:`hotfolder.writers`) just before the claim.
+Time comes from an injectable clock.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import heapq
 import logging
 import os
 import stat
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from hotfolder.config import FolderSettings
+from hotfolder.config import BUILTIN_EXCLUDES, FolderSettings
 from hotfolder.manifest import is_manifest
+from hotfolder.settling import JUNK, Hint, NameFilter, Signature, StabilityTracker
+from hotfolder.writers import WriterProbe
+
+__all__ = [
+    "Candidate",
+    "FolderIntake",
+    "Hint",
+    "NameFilter",
+    "Signature",
+    "StabilityTracker",
+    "same_name",
+]
 
 log = logging.getLogger("hotfolder.intake")
 
 Clock = Callable[[], float]
 
 
-@dataclass(frozen=True)
-class Signature:
-    """What must not change while a file settles."""
+def same_name(path: Path) -> str:
+    """A key under which names that differ only in Unicode normalisation are equal.
 
-    dev: int
-    ino: int
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-    mode: int
-
-    @classmethod
-    def of(cls, info: os.stat_result) -> Signature:
-        """Build a signature from an ``lstat`` result."""
-        return cls(
-            info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_mode
-        )
-
-    @property
-    def regular(self) -> bool:
-        """True for a regular file (not a link, FIFO, socket or device)."""
-        return stat.S_ISREG(self.mode)
+    macOS clients write NFD names to SMB shares, while manifests and people type NFC.
+    """
+    return unicodedata.normalize("NFC", os.fsdecode(path))
 
 
 @dataclass(frozen=True)
@@ -61,77 +60,13 @@ class Candidate:
     path: Path
     rel_dir: str
     signature: Signature
+    #: The kernel said nobody had it open for writing just before the claim.
+    writer_free: bool = False
 
     @property
     def rejected(self) -> bool:
         """Non-regular entries become jobs that fail with ``not_regular_file``."""
         return not self.signature.regular
-
-
-def _matches(name: str, patterns: Iterable[str]) -> bool:
-    # Case-insensitive: people drop INVOICE.PDF into a folder configured for *.pdf.
-    lowered = name.lower()
-    return any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in patterns)
-
-
-class NameFilter:
-    """Include globs (default: everything) and exclude globs on the file name."""
-
-    def __init__(self, include: Iterable[str], exclude: Iterable[str]) -> None:
-        self.include = tuple(include)
-        self.exclude = tuple(exclude)
-
-    def excluded(self, name: str) -> bool:
-        """True for junk and temp names; also applies to directory names."""
-        return _matches(name, self.exclude)
-
-    def accepts(self, name: str) -> bool:
-        """True when a file with this name may become a job."""
-        if self.excluded(name):
-            return False
-        return not self.include or _matches(name, self.include)
-
-
-class StabilityTracker:
-    """Tracks when each file's signature last changed; says which have settled."""
-
-    def __init__(self, settle: float) -> None:
-        self.settle = settle
-        self._since: dict[Path, tuple[Signature, float]] = {}
-        self._heap: list[tuple[float, Path]] = []
-
-    def __len__(self) -> int:
-        return len(self._since)
-
-    def __contains__(self, path: object) -> bool:
-        return path in self._since
-
-    def observe(self, path: Path, signature: Signature, now: float) -> None:
-        """Record the signature seen now; a changed signature restarts the clock."""
-        known = self._since.get(path)
-        if known is not None and known[0] == signature:
-            return
-        self._since[path] = (signature, now)
-        heapq.heappush(self._heap, (now + self.settle, path))
-
-    def forget(self, path: Path) -> None:
-        """Stop tracking ``path`` (gone, claimed or filtered)."""
-        self._since.pop(path, None)
-
-    def due(self, now: float) -> list[tuple[Path, Signature]]:
-        """Tracked files whose settle time has passed, with the signature they settled on."""
-        result = []
-        while self._heap and self._heap[0][0] <= now:
-            deadline, path = heapq.heappop(self._heap)
-            known = self._since.get(path)
-            # Stale heap entries (re-armed or forgotten paths) are skipped lazily.
-            if known is not None and known[1] + self.settle == deadline:
-                result.append((path, known[0]))
-        return result
-
-    def next_deadline(self) -> float | None:
-        """When the next tracked file may settle."""
-        return self._heap[0][0] if self._heap else None
 
 
 class FolderIntake:
@@ -152,9 +87,12 @@ class FolderIntake:
         #: (a backlog present at start is taken at once). Never on network shares:
         #: the server's clock and attribute caching make ctime untrustworthy there.
         self.trust_ctime = False
+        #: Asks the kernel about open writers; set for native folders (local
+        #: filesystems). None: the time rule alone (polling, network shares).
+        self.writers: WriterProbe | None = None
         self._wall = wall
         self.root = folder.input_dir
-        self.filter = NameFilter(folder.include, folder.excludes)
+        self.filter = NameFilter(folder.include, folder.exclude, BUILTIN_EXCLUDES)
         self.tracker = StabilityTracker(folder.settle)
         self._clock = clock
         self._wake = wake
@@ -162,18 +100,30 @@ class FolderIntake:
         self._dirty: set[Path] = set()
         self._ready: dict[Path, Candidate] = {}
         self._blocked: dict[Path, Signature] = {}
+        #: Files written to since their last close-write event (native events).
+        self._writing: set[Path] = set()
+        #: Files already logged as still open for writing (one line each).
+        self._told_open: set[Path] = set()
         #: Folders in a non-recursive input: never jobs; each is logged once.
         self._ignored_dirs: set[Path] = set()
-        #: Manifests of pending jobs and the inputs they name: watched by their job,
-        #: never taken on their own.
-        self._reserved: set[Path] = set()
+        #: Files the folder's own rules keep out, with the rule; each logged once.
+        self.ignored: dict[Path, str] = {}
+        #: Changes whenever ``ignored`` does (the daemon reports it when it moves).
+        self.ignored_version = 0
+        #: Manifests of pending jobs and the inputs they name (by :func:`same_name`):
+        #: watched by their job, never taken on their own.
+        self._reserved: set[str] = set()
 
     # --- called from watcher threads -------------------------------------------------
 
-    def hint(self, path: Path) -> None:
+    def hint(self, path: Path, kind: Hint = Hint.SEEN) -> None:
         """Something happened at ``path``: look at it soon. Never raises, never blocks long."""
         with self._lock:
             self._dirty.add(path)
+            if kind is Hint.WRITTEN:
+                self._writing.add(path)
+            elif kind is Hint.CLOSED:
+                self._writing.discard(path)
         self._wake.set()
 
     # --- called from the intake thread -----------------------------------------------
@@ -181,10 +131,13 @@ class FolderIntake:
     def scan(self) -> int:
         """Mark every entry of the input folder dirty (the startup scan and rescans)."""
         found = list(self._walk(self.root))
+        present = set(found)
         with self._lock:
             self._dirty.update(found)
             # A rescan is the moment to retry files that could not be claimed before.
             self._blocked.clear()
+        for path in [p for p in self.ignored if p not in present]:
+            self._unignore(path)
         return len(found)
 
     def _walk(self, directory: Path) -> Iterable[Path]:
@@ -214,22 +167,53 @@ class FolderIntake:
             if info is None:
                 continue
             current = Signature.of(info)
-            if current == signature:
+            if current != signature:
+                self.tracker.observe(path, current, now)
+            elif self._still_written(path):
+                self.tracker.rearm(path, current, now)
+            else:
                 self.tracker.forget(path)
                 self._ready[path] = Candidate(path, self._rel_dir(path), current)
-            else:
-                self.tracker.observe(path, current, now)
+
+    def _still_written(self, path: Path) -> bool:
+        # Written to since its last close-write: a writer paused, however long. The
+        # kernel, where it answers, overrules a close event that was never seen.
+        with self._lock:
+            if path not in self._writing:
+                return False
+        if self.writers is not None and self.writers.busy(path) is False:
+            with self._lock:
+                self._writing.discard(path)
+            return False
+        self._tell_open(path)
+        return True
+
+    def _tell_open(self, path: Path) -> None:
+        if path not in self._told_open:
+            self._told_open.add(path)
+            log.info(
+                "%r in %s is still open for writing; it is taken once the writer closes it",
+                path.name,
+                self.root,
+            )
 
     def _lstat(self, path: Path) -> os.stat_result | None:
         try:
             return path.lstat()
         except FileNotFoundError:
-            self.tracker.forget(path)
-            self._ready.pop(path, None)
+            self._gone(path)
             return None
         except OSError as exc:
             log.warning("cannot stat %s: %s", path, exc.strerror)
             return None
+
+    def _gone(self, path: Path) -> None:
+        self.tracker.forget(path)
+        self._ready.pop(path, None)
+        self._unignore(path)
+        self._told_open.discard(path)
+        with self._lock:
+            self._writing.discard(path)
 
     def _look(self, path: Path, now: float) -> None:
         # A hint for the input folder itself comes with every create, move or delete
@@ -245,24 +229,9 @@ class FolderIntake:
         if info is None:
             return
         if stat.S_ISDIR(info.st_mode):
-            if self.folder.recursive and not self.filter.excluded(path.name):
-                with self._lock:
-                    self._dirty.update(self._walk(path))
-                self._wake.set()
-            elif not self.folder.recursive and path not in self._ignored_dirs:
-                # Not moved to error/: someone may still be filling it, and it is not a
-                # file. Logged once, so that "I dropped a folder and nothing happened"
-                # has an answer in the log.
-                self._ignored_dirs.add(path)
-                if not self.filter.excluded(path.name):
-                    log.warning(
-                        "folder %r in %s is ignored: only files are jobs here "
-                        "(recursive = true takes the files inside folders)",
-                        path.name,
-                        self.root,
-                    )
+            self._look_dir(path)
             return
-        if not self.filter.accepts(path.name) or not self._may_start_job(path):
+        if not self._may_start_job(path):
             self.tracker.forget(path)
             return
         signature = Signature.of(info)
@@ -279,28 +248,63 @@ class FolderIntake:
             return
         if self.trust_ctime and path not in self.tracker:
             age = self._wall() - signature.ctime_ns / 1e9
-            if age >= self.folder.settle:
+            if age >= self.folder.settle and not self._still_written(path):
                 self._ready[path] = Candidate(path, self._rel_dir(path), signature)
                 return
         self.tracker.observe(path, signature, now)
 
+    def _look_dir(self, path: Path) -> None:
+        if self.folder.recursive and not self.filter.excluded(path.name):
+            with self._lock:
+                self._dirty.update(self._walk(path))
+            self._wake.set()
+        elif not self.folder.recursive and path not in self._ignored_dirs:
+            # Not moved to error/: someone may still be filling it, and it is not a
+            # file. Logged once, so that "I dropped a folder and nothing happened"
+            # has an answer in the log.
+            self._ignored_dirs.add(path)
+            if not self.filter.excluded(path.name):
+                log.warning(
+                    "folder %r in %s is ignored: only files are jobs here "
+                    "(recursive = true takes the files inside folders)",
+                    path.name,
+                    self.root,
+                )
+
     def _may_start_job(self, path: Path) -> bool:
-        if path in self._reserved:
+        if same_name(path) in self._reserved:
             return False
-        # With manifests = "required" only a manifest turns files into jobs.
-        return self.folder.manifests != "required" or is_manifest(path.name)
+        manifest = self.folder.manifests != "off" and is_manifest(path.name)
+        rule = self.filter.rule_against(path.name, manifest=manifest)
+        if rule is None and self.folder.manifests == "required" and not manifest:
+            rule = "manifests = required (a file becomes a job only when a manifest names it)"
+        if rule is None:
+            self._unignore(path)
+            return True
+        if rule != JUNK and path not in self.ignored:
+            # Nothing is ignored silently: one line per file, and a count per folder.
+            self.ignored[path] = rule
+            self.ignored_version += 1
+            log.warning(
+                "%r in %s is not taken: the folder's rule %s keeps it out; it stays there",
+                path.name,
+                self.root,
+                rule,
+            )
+        return False
 
     def reserve(self, paths: Iterable[Path]) -> None:
         """A pending manifest job owns these paths: never take them as jobs of their own."""
         for path in paths:
-            self._reserved.add(path)
+            self._reserved.add(same_name(path))
             self.tracker.forget(path)
             self._ready.pop(path, None)
+            self._unignore(path)
 
     def release(self, paths: Iterable[Path]) -> None:
         """The job no longer owns these paths (it claimed them, or it ended)."""
         for path in paths:
-            self._reserved.discard(path)
+            self._reserved.discard(same_name(path))
             self.hint(path)
 
     def _rel_dir(self, path: Path) -> str:
@@ -312,21 +316,31 @@ class FolderIntake:
         return len(self._ready)
 
     def take(self, limit: int) -> list[Candidate]:
-        """Up to ``limit`` ready candidates, each re-checked unchanged just now."""
+        """Up to ``limit`` ready candidates, each re-checked unchanged and unheld just now."""
         taken: list[Candidate] = []
         now = self._clock()
         for path in list(self._ready):
             if len(taken) >= limit:
                 break
             candidate = self._ready.pop(path)
-            if path in self._reserved:
+            if same_name(path) in self._reserved:
                 continue
             info = self._lstat(path)
             if info is None:
                 continue
-            if Signature.of(info) != candidate.signature:
-                self.tracker.observe(path, Signature.of(info), now)
+            current = Signature.of(info)
+            if current != candidate.signature:
+                self.tracker.observe(path, current, now)
                 continue
+            held = self.writers.busy(path) if current.regular and self.writers else None
+            if held:
+                # The kernel knows better than the clock: a writer still holds it.
+                self._tell_open(path)
+                self.tracker.rearm(path, current, now)
+                continue
+            if held is False:
+                candidate = replace(candidate, writer_free=True)
+            self._told_open.discard(path)
             taken.append(candidate)
         return taken
 
@@ -341,3 +355,23 @@ class FolderIntake:
     def pending_count(self) -> int:
         """Files still settling."""
         return len(self.tracker)
+
+    def _unignore(self, path: Path) -> None:
+        if self.ignored.pop(path, None) is not None:
+            self.ignored_version += 1
+
+    def ignored_files(self) -> list[dict[str, str]]:
+        """The files kept out by the folder's rules: name (relative to in/) and rule."""
+        return [
+            {"name": _printable(path.relative_to(self.root)), "rule": rule}
+            for path, rule in sorted(self.ignored.items())
+        ]
+
+    def ignored_count(self) -> int:
+        """Files the folder's own rules keep out (read from other threads for metrics)."""
+        return len(self.ignored)
+
+
+def _printable(path: Path) -> str:
+    # Names that are not UTF-8 carry surrogates, which JSON text cannot hold.
+    return os.fsencode(path).decode("utf-8", "replace")

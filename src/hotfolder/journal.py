@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,9 @@ CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, folder);
 CREATE INDEX IF NOT EXISTS jobs_phase ON jobs (phase);
 """
 
+#: Size, mtime and ctime (ns) of one claimed input.
+Stamp = tuple[int, int, int]
+
 UNFINISHED_PHASES = ("waiting", "claiming", "queued", "running", "publishing", "retrying")
 
 
@@ -112,6 +115,14 @@ class JobRecord:
     manifest: str | None = None
     #: JSON ``[pages done, pages]`` while a page-counting step runs; None otherwise.
     progress: str | None = None
+    #: Stamps of the inputs taken right after their claim (see hotfolder.claimed);
+    #: kept in memory only: a restart stamps recovered inputs anew.
+    claimed: tuple[Stamp, ...] | None = field(
+        default=None, compare=False, metadata={"memory": True}
+    )
+    #: True when the kernel said nobody had the inputs open for writing at the
+    #: claim (a lease on a local folder); memory only, like ``claimed``.
+    writer_free: bool = field(default=False, compare=False, metadata={"memory": True})
 
     @property
     def work_input(self) -> Path:
@@ -165,7 +176,7 @@ class JobRecord:
         }
 
 
-_COLUMNS = tuple(f.name for f in fields(JobRecord))
+_COLUMNS = tuple(f.name for f in fields(JobRecord) if not f.metadata.get("memory"))
 
 
 class Journal:

@@ -9,6 +9,7 @@ the status file can tell the user exactly what to fix.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -68,7 +69,18 @@ def _safe_name(value: str) -> str:
         )
     if is_manifest(value):
         raise ValueError("may not name another manifest")
+    size = len(os.fsencode(value))
+    if size > NAME_MAX:
+        # Caught here, not by the first lstat: ENAMETOOLONG would keep the job waiting.
+        raise ValueError(
+            f"is {size} bytes long in UTF-8; file systems take names of at most "
+            f"{NAME_MAX} bytes. Shorten the file name"
+        )
     return value
+
+
+#: The longest file name (in bytes) that Linux file systems accept.
+NAME_MAX = 255
 
 
 SafeName = Annotated[str, Field(min_length=1, max_length=255)]

@@ -56,6 +56,7 @@ class FolderFigures:
     running: int = 0
     pending: int = 0
     settling: int = 0
+    ignored: int = 0
     watched: bool = True
 
 
@@ -92,6 +93,12 @@ class _LiveCollector(Collector):
                 "Files seen in an input folder, waiting to stay unchanged for settle seconds.",
                 labels=["folder"],
             ),
+            "ignored": GaugeMetricFamily(
+                "hotfolder_files_ignored",
+                "Files left in an input folder because the folder's include, exclude or "
+                "manifests rule keeps them out (each is logged once).",
+                labels=["folder"],
+            ),
             "watched": GaugeMetricFamily(
                 "hotfolder_watch_up",
                 "1 when the folder's observer is running and its input is reachable.",
@@ -103,6 +110,7 @@ class _LiveCollector(Collector):
             families["running"].add_metric([name], figures.running)
             families["pending"].add_metric([name], figures.pending)
             families["settling"].add_metric([name], figures.settling)
+            families["ignored"].add_metric([name], figures.ignored)
             families["watched"].add_metric([name], 1 if figures.watched else 0)
         yield from families.values()
         yield GaugeMetricFamily("hotfolder_workers", "Configured worker processes.", now.workers)
@@ -172,6 +180,13 @@ class Metrics:
             ["folder"],
             registry=reg,
         )
+        self.inputs_changed = Counter(
+            "hotfolder_inputs_changed_after_claim",
+            "Inputs found changed after their conversion (a writer was still at work): "
+            "the job went back to settling and ran again.",
+            ["folder"],
+            registry=reg,
+        )
         self.cleanup_removed = Counter(
             "hotfolder_cleanup_removed",
             "Things the scheduled cleanup removed or recovered, by kind.",
@@ -214,6 +229,7 @@ class Metrics:
             self.output_bytes.labels(name)
             self.last_success.labels(name)
             self.retries.labels(name)
+            self.inputs_changed.labels(name)
         del workflows  # series of other workflows (manifest overrides) appear when used
 
     def cleanup_kinds(self, kinds: Iterable[str]) -> None:
@@ -241,6 +257,10 @@ class Metrics:
         """Count a retry; the job queues again."""
         self.retries.labels(record.folder).inc()
         self._queued_at[record.job_id] = time.time() + max(0.0, record.not_before - time.time())
+
+    def job_input_changed(self, record: JobRecord) -> None:
+        """Count an input that changed after its claim; the job settles and runs again."""
+        self.inputs_changed.labels(record.folder).inc()
 
     def job_finished(self, record: JobRecord, status: JobStatus) -> None:
         """Count the result, its bytes and, for jobs that ran, their duration."""

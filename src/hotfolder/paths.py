@@ -8,6 +8,7 @@ filesystem so that a claim is one atomic rename.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from hotfolder.config import Settings
@@ -19,14 +20,19 @@ def _inside(child: Path, parent: Path) -> bool:
     return child == parent or parent in child.parents
 
 
-def check_paths(settings: Settings) -> list[tuple[str, str]]:
-    """Return layout problems: outputs inside inputs, shared inputs, no folders."""
+def check_paths(settings: Settings, keys: Sequence[str] | None = None) -> list[tuple[str, str]]:
+    """Return layout problems: outputs inside inputs, shared inputs, no folders.
+
+    ``keys`` name each folder as in the file (``folders[2](scans)``); by default
+    they are counted from ``settings.folders``.
+    """
     problems: list[tuple[str, str]] = []
+    if keys is None:
+        keys = [f"folders[{index}]({folder.name})" for index, folder in enumerate(settings.folders)]
     if not settings.folders:
         problems.append(("folders", "no [[folders]] configured; add at least one"))
     inputs: dict[Path, str] = {}
-    for index, folder in enumerate(settings.folders):
-        key = f"folders[{index}]({folder.name})"
+    for key, folder in zip(keys, settings.folders, strict=True):
         source = folder.input_dir.resolve()
         if source in inputs:
             problems.append(
@@ -48,7 +54,7 @@ def check_paths(settings: Settings) -> list[tuple[str, str]]:
                         "results would be picked up again as new jobs",
                     )
                 )
-    for index, folder in enumerate(settings.folders):
+    for key, folder in zip(keys, settings.folders, strict=True):
         nested = [
             other.name
             for other in settings.folders
@@ -59,7 +65,7 @@ def check_paths(settings: Settings) -> list[tuple[str, str]]:
         if nested:
             problems.append(
                 (
-                    f"folders[{index}]({folder.name}).input",
+                    f"{key}.input",
                     f"is recursive and contains the input of folder(s) {', '.join(nested)}",
                 )
             )

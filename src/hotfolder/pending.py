@@ -25,11 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hotfolder.claim import new_job_id
+from hotfolder.claimed import stamp
 from hotfolder.config import FolderSettings
 from hotfolder.errors import Aborted, HotfolderError, InputsMissing, JobError, NotRegularFile
 from hotfolder.intake import Candidate, FolderIntake, Signature
 from hotfolder.journal import JobRecord, Journal
 from hotfolder.manifest import MANIFEST_SUFFIX, MAX_MANIFEST_BYTES, Manifest, parse_manifest, plan
+from hotfolder.manifest_inputs import InputsSeen
 from hotfolder.models import ErrorInfo, JobState, JobStatus
 from hotfolder.publish import Publisher
 
@@ -47,12 +49,17 @@ class _Waiting:
     manifest_path: Path
     manifest: Manifest
     signature: Signature | None
-    #: Input path -> (signature, since when unchanged), for settling.
-    seen: dict[Path, tuple[Signature, float]] = field(default_factory=dict)
+    #: Where its inputs are and how long each has been unchanged.
+    inputs_seen: InputsSeen = field(init=False)
+    #: What the job last said it waits for (journaled when it changes).
+    told: str = ""
+
+    def __post_init__(self) -> None:
+        self.inputs_seen = InputsSeen(self.manifest_path.parent, self.folder.settle)
 
     @property
     def inputs(self) -> list[Path]:
-        return [self.manifest_path.parent / name for name in self.manifest.input_names]
+        return self.inputs_seen.paths(self.manifest.input_names)
 
     @property
     def owned(self) -> list[Path]:
@@ -137,6 +144,7 @@ class PendingJobs:
         record.work_dir = str(folder.work_dir / "jobs" / record.job_id)
         try:
             manifest, signature = read_manifest(path)
+            record.input_size = signature.size
             planned = plan(manifest, folder)
         except JobError as exc:
             self.journal.insert(record)
@@ -197,13 +205,16 @@ class PendingJobs:
 
     def check(self) -> None:
         """Look at every waiting job once: start, fail or keep waiting."""
+        # Folder listings, made only when a name is not found as spelt, and shared
+        # by every job of this round.
+        listings: dict[Path, dict[str, Path]] = {}
         for waiting in list(self._waiting.values()):
             try:
-                self._check(waiting)
+                self._check(waiting, listings)
             except Exception:
                 log.exception("checking pending job %s failed", waiting.record.job_id)
 
-    def _check(self, waiting: _Waiting) -> None:
+    def _check(self, waiting: _Waiting, listings: dict[Path, dict[str, Path]]) -> None:
         record = waiting.record
         try:
             info = waiting.manifest_path.lstat()
@@ -218,31 +229,18 @@ class PendingJobs:
             return
         if Signature.of(info) != waiting.signature and not self._reread(waiting):
             return
-        now = self._clock()
-        missing: list[str] = []
-        settling = False
-        for path in waiting.inputs:
-            try:
-                current = Signature.of(path.lstat())
-            except FileNotFoundError:
-                missing.append(path.name)
-                waiting.seen.pop(path, None)
-                continue
-            if not current.regular:
-                self._end_waiting(
-                    waiting,
-                    NotRegularFile(
-                        f"The manifest names {path.name!r}, which is a symbolic link or special "
-                        "file; hotfolder never follows links. Drop the file itself."
-                    ),
-                )
-                return
-            known = waiting.seen.get(path)
-            if known is None or known[0] != current:
-                waiting.seen[path] = (current, now)
-                settling = True
-            elif now - known[1] < waiting.folder.settle:
-                settling = True
+        intake = self.intakes.get(waiting.folder.name)
+        try:
+            missing, settling = waiting.inputs_seen.look(
+                waiting.manifest.input_names,
+                self._clock(),
+                intake.writers if intake is not None else None,
+                listings,
+            )
+        except JobError as exc:  # an input that is a folder, a link or a device
+            self._end_waiting(waiting, exc)
+            return
+        self._tell(waiting, missing, settling)
         if missing:
             if time.time() >= waiting.deadline:
                 self._end_waiting(
@@ -258,6 +256,30 @@ class PendingJobs:
             return
         self._start(waiting)
         log.info("all %d input(s) present", len(waiting.inputs), extra={"job_id": record.job_id})
+
+    def _tell(self, waiting: _Waiting, missing: list[str], settling: list[str]) -> None:
+        # A job that waits says what it waits for: in its status message, which
+        # `hotfolder status JOBID` and GET /jobs/{jobId} show.
+        total = len(waiting.manifest.input_names)
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} of {total} input(s) not there yet: {', '.join(missing)}")
+        if settling:
+            parts.append(f"still being written: {', '.join(settling)}")
+        if parts:
+            message = "Waiting for its inputs: " + "; ".join(parts) + "."
+        elif not waiting.manifest.process:
+            message = (
+                "Every input is here; held because the manifest says process: false "
+                "(replace the manifest with process: true to start the job)."
+            )
+        else:
+            message = ""
+        if message == waiting.told:
+            return
+        waiting.told = message
+        waiting.record.message = message
+        self.journal.update(waiting.record.job_id, durable=False, message=message)
 
     def _reread(self, waiting: _Waiting) -> bool:
         """The manifest was replaced: take the new one; False if the job ended instead."""
@@ -294,6 +316,11 @@ class PendingJobs:
 
     def _start(self, waiting: _Waiting) -> None:
         record = waiting.record
+        intake = self.intakes.get(waiting.folder.name)
+        writers = intake.writers if intake is not None else None
+        record.writer_free = writers is not None and all(
+            writers.busy(path) is False for path in waiting.inputs
+        )
         self._claim(record, waiting.owned)
         del self._waiting[record.job_id]
         self._release(waiting)
@@ -319,7 +346,7 @@ class PendingJobs:
     ) -> None:
         """Move what arrived into the work area, then publish the failure to error/."""
         # The error is journaled before the renames so that a crash in between
-        # ends the job the same way at the next start (see Daemon._recover).
+        # ends the job the same way at the next start (see recovery.recover).
         self.journal.update(record.job_id, error_code=error.code, message=error.message)
         record.error_code, record.message = error.code, error.message
         self._claim(record, owned)
@@ -346,12 +373,14 @@ class PendingJobs:
         work_inputs[0].parent.mkdir(parents=True, exist_ok=True)
         for source, target in zip(owned, work_inputs, strict=True):
             try:
-                if os.path.lexists(source):
+                # A folder named as an input is never moved: it may hold anybody's files.
+                if os.path.lexists(source) and not stat.S_ISDIR(source.lstat().st_mode):
                     source.rename(target)
             except OSError as exc:
                 log.warning(
                     "cannot claim %s: %s", source, exc.strerror, extra={"job_id": record.job_id}
                 )
+        stamp(record)
         first = work_inputs[0]
         if os.path.lexists(first):
             info = first.lstat()

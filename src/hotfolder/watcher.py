@@ -32,6 +32,8 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
 from watchdog.observers.polling import PollingObserver
 
+from hotfolder.settling import Hint
+
 log = logging.getLogger("hotfolder.watcher")
 
 # watchdog holds every unpaired IN_MOVED_FROM for 0.5 s to pair it with its
@@ -125,16 +127,28 @@ def choose_observer(kind: str, path: Path, mountinfo: str | None = None) -> str:
     return "native"
 
 
+#: What a native (inotify) event says about the file's writers. Polling observers
+#: diff snapshots: their "modified" says nothing about open writers.
+_NATIVE_HINTS: dict[type[FileSystemEvent], Hint] = {
+    FileModifiedEvent: Hint.WRITTEN,
+    FileClosedEvent: Hint.CLOSED,
+    FileDeletedEvent: Hint.CLOSED,
+    FileMovedEvent: Hint.CLOSED,
+}
+
+
 class _Hints(FileSystemEventHandler):
-    def __init__(self, hint: Callable[[Path], None]) -> None:
+    def __init__(self, hint: Callable[[Path, Hint], None], native: bool) -> None:
         self._hint = hint
+        self._native = native
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         # An exception here would kill watchdog's dispatcher thread silently.
         try:
+            kind = _NATIVE_HINTS.get(type(event), Hint.SEEN) if self._native else Hint.SEEN
             for raw in (event.src_path, getattr(event, "dest_path", "")):
                 if raw:
-                    self._hint(Path(os.fsdecode(raw)))
+                    self._hint(Path(os.fsdecode(raw)), kind)
         except Exception:
             log.exception("dropping a filesystem event; the next rescan covers it")
 
@@ -148,7 +162,7 @@ class FolderWatch:
         kind: str,
         recursive: bool,
         poll_interval: float,
-        hint: Callable[[Path], None],
+        hint: Callable[[Path, Hint], None],
     ) -> None:
         self.root = root
         self.kind = choose_observer(kind, root)
@@ -166,7 +180,10 @@ class FolderWatch:
             PollingObserver(timeout=self.poll_interval) if self.kind == "polling" else Observer()
         )
         observer.schedule(
-            _Hints(self._hint), str(self.root), recursive=self.recursive, event_filter=_EVENTS
+            _Hints(self._hint, self.kind == "native"),
+            str(self.root),
+            recursive=self.recursive,
+            event_filter=_EVENTS,
         )
         observer.daemon = True
         info = self.root.stat()

@@ -6,7 +6,6 @@ import hashlib
 import hmac
 import json
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import free_port, http_json, wait_for
+from tests.helpers import free_port, http_json, run_cli, wait_for
 from tests.integration.test_manifests import drop, drop_manifest, jobs
 from tests.samples import pdf_bytes
 
@@ -64,13 +63,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 def cli(daemon: Any, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hotfolder", *args, "--config", str(daemon.config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_cli(daemon.config, *args)
 
 
 def test_callback_is_signed_retried_and_limited_to_the_allowlist(

@@ -6,6 +6,7 @@ import os
 
 import pikepdf
 
+from tests import hostile
 from tests.samples import jpeg_bytes, pdf_bytes
 
 PDFS = {
@@ -137,3 +138,46 @@ def test_a_renamed_partial_upload_is_taken_under_its_final_name(hotfolder) -> No
     os.rename(inbox / "upload.pdf.part", inbox / "upload.pdf")
     daemon.wait_finished("pdfs", 1)
     assert by_input(daemon.statuses("pdfs"))["upload.pdf"]["status"] == "success"
+
+
+def test_an_input_the_independent_reader_refuses_is_corrupt_input_not_tool_failed(
+    hotfolder,
+) -> None:
+    """qpdf rewrites these without a word, pdfium refuses them: the input is at fault.
+
+    The output check used to blame the engine ("tool_failed ... Please report this").
+    """
+    daemon = hotfolder(
+        [
+            {"name": "optimize", "workflow": "pdf-optimize", "profile": "smallest"},
+            {
+                "name": "protect",
+                "workflow": "pdf-protect",
+                "options": {"PROTECT.OWNER_PASSWORD": "owner-secret"},
+            },
+            {"name": "unprotect", "workflow": "pdf-unprotect"},
+        ]
+    ).start()
+    drops = {
+        "optimize": {"root.pdf": hostile.direct_root(), "image.pdf": hostile.undecodable_image()},
+        "protect": {"root.pdf": hostile.direct_root()},
+        "unprotect": {"root.pdf": hostile.direct_root()},
+    }
+    for folder, files in drops.items():
+        for name, data in files.items():
+            (daemon.dir(folder) / name).write_bytes(data)
+    for folder, files in drops.items():
+        daemon.wait_finished(folder, len(files))
+        failed = by_input(daemon.statuses(folder, "error"))
+        assert set(failed) == set(files), folder
+        for name, status in failed.items():
+            error = status["error"]
+            assert error["code"] == "corrupt_input", (folder, name, error)
+            assert f"'{name}' cannot be read by pdfium" in error["message"]
+            assert "Export it again from the program that made it" in error["message"]
+            assert "report" not in error["message"]
+            assert "owner-secret" not in error["message"]
+    assert (
+        "page 1 does not decode"
+        in by_input(daemon.statuses("optimize", "error"))["image.pdf"]["error"]["message"]
+    )

@@ -11,19 +11,8 @@ import pikepdf
 import pypdfium2
 from PIL import Image
 
-from tests.helpers import free_port, http_json, wait_for
+from tests.helpers import drop, drop_manifest, free_port, http_json, wait_for
 from tests.samples import pdf_bytes
-
-
-def drop(path: Path, data: bytes) -> None:
-    """Write under a temp name (excluded by the built-in filters), then rename: like a copy tool."""
-    temp = path.with_name(path.name + ".part")
-    temp.write_bytes(data)
-    temp.rename(path)
-
-
-def drop_manifest(path: Path, **fields: Any) -> None:
-    drop(path, json.dumps(fields).encode())
 
 
 def page_texts(path: Path, password: str | None = None) -> list[str]:

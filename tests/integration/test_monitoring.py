@@ -140,11 +140,15 @@ def busy_daemon(hotfolder: type[HotfolderProcess]) -> tuple[HotfolderProcess, in
 def test_promtool_accepts_the_real_metrics_of_a_working_daemon(busy_daemon) -> None:
     """`promtool check metrics` finds nothing to complain about in a real scrape."""
     _, port = busy_daemon
-    exposition = scrape(port)
-    # The scrape shows the work: histogram observations and a failure by code.
-    assert 'hotfolder_job_duration_seconds_count{folder="pdf",workflow="pdf-optimize"} 2.0' in (
-        exposition
-    )
+    # The scrape shows the work: histogram observations and a failure by code. Status
+    # files appear a moment before the listeners hear of the job: wait for the counts.
+    done = 'hotfolder_job_duration_seconds_count{folder="pdf",workflow="pdf-optimize"} 2.0'
+
+    def counted() -> str:
+        text = scrape(port)
+        return text if done in text and 'code="tool_failed"' in text else ""
+
+    exposition = wait_for(counted, what="the finished jobs in the metrics")
     assert (
         'hotfolder_jobs_failed_total{code="tool_failed",folder="faults",workflow="test-faults"} 1.0'
         in exposition

@@ -11,7 +11,7 @@ import urllib.request
 
 from tests.helpers import free_port, http_json, wait_for
 from tests.integration.test_manifests import drop
-from tests.samples import pdf_bytes
+from tests.samples import docx_bytes, pdf_bytes
 
 
 def metric(port: int, line_start: str) -> float:
@@ -139,3 +139,33 @@ def test_systemd_notifications_from_the_real_daemon(hotfolder, tmp_path) -> None
     assert daemon.stop() == 0
     wait_for(lambda: received("STOPPING=1"), what="STOPPING=1")
     receiver.close()
+
+
+def test_an_office_jobs_library_lines_carry_its_id_and_its_warnings_its_part(hotfolder) -> None:
+    """A real office job to PDF/A-2b: every line written meanwhile names the job.
+
+    fontTools (reading LibreOffice's embedded fonts for the PDF/A check) warns about
+    each font's timestamp; those lines are DEBUG and carry the job id. The status
+    warnings say nothing about PDF/A-1, which this job does not make.
+    """
+    chain = {"name": "office-archive", "steps": ["office-to-pdf", "pdf-archive"]}
+    daemon = hotfolder(
+        [{"name": "office", "workflow": "office-archive", "timeout": 300}],
+        workflows=[chain],
+        log_format="json",
+        log_level="DEBUG",
+    ).start()
+    drop(daemon.dir("office") / "memo.docx", docx_bytes(["Quarterly memo", "Second page"]))
+    daemon.wait_finished("office", 1, timeout=300)
+    daemon.stop()
+    [status] = daemon.statuses("office")
+    assert status["status"] == "success" and "PDF/A-2b" in status["message"]
+    assert not [w for w in status["warnings"] if "PDF/A1" in w or "PDF/A-1" in w]
+    lines = [json.loads(line) for line in daemon.log.read_text().splitlines() if line]
+    # Libraries the workers use; the main process's own (watchdog) log about no job.
+    main_process = ("hotfolder", "watchdog", "apscheduler")
+    libraries = [line for line in lines if not line["logger"].startswith(main_process)]
+    font_lines = [line for line in libraries if line["logger"].startswith("fontTools")]
+    assert font_lines, "LibreOffice's fonts no longer make fontTools talk: find another case"
+    assert {line["level"] for line in font_lines} == {"DEBUG"}
+    assert all(line.get("jobId") == status["jobId"] for line in libraries), libraries

@@ -11,7 +11,8 @@ from pydantic import ValidationError
 from hotfolder.celery_app import TASK_NAME, execute, make_app
 from hotfolder.celery_executor import CeleryExecutor
 from hotfolder.celery_settings import CelerySettings
-from hotfolder.config import Settings
+from hotfolder.config import load_settings
+from hotfolder.errors import ConfigError
 from hotfolder.models import ConversionSpec, JobOutcome, JobSpec
 from hotfolder.workflows import runner
 from tests.samples import png_bytes
@@ -38,17 +39,17 @@ def test_settings_defaults_and_checks() -> None:
     assert "secret" not in repr(CelerySettings(broker="redis://:secret@h:6379/0"))
 
 
-def test_a_folder_timeout_must_end_before_the_broker_redelivers() -> None:
+def test_a_folder_timeout_must_end_before_the_broker_redelivers(tmp_path: Path) -> None:
     """With the Celery executor, a job may not outlive the visibility timeout."""
-    config: dict[str, Any] = {
-        "daemon": {"executor": "celery"},
-        "celery": {"visibility_timeout": 100},
-        "folders": [{"name": "a", "path": "/srv/a", "workflow": "pdf-optimize", "timeout": 100}],
-    }
-    with pytest.raises(ValidationError, match="visibility_timeout"):
-        Settings.model_validate(config)
-    config["daemon"]["executor"] = "pool"
-    assert Settings.model_validate(config).celery.visibility_timeout == 100
+    config = tmp_path / "hotfolder.toml"
+    folder = '[[folders]]\nname = "a"\npath = "/srv/a"\nworkflow = "pdf-optimize"\ntimeout = 100\n'
+    config.write_text(
+        '[daemon]\nexecutor = "celery"\n[celery]\nvisibility_timeout = 100\n' + folder
+    )
+    with pytest.raises(ConfigError, match=r"folders\[0\]\(a\)\.timeout: .*visibility_timeout"):
+        load_settings(config)
+    config.write_text("[celery]\nvisibility_timeout = 100\n" + folder)
+    assert load_settings(config).celery.visibility_timeout == 100
 
 
 def test_app_acknowledges_late_and_speaks_json_only() -> None:

@@ -113,3 +113,42 @@ def test_unwritable_state_dir_is_a_startup_error(tmp_path: Path) -> None:
     finally:
         if state.is_dir():
             state.chmod(0o700)
+
+
+def test_one_pass_checks_what_validated_and_keys_entries_as_in_the_file(tmp_path: Path) -> None:
+    """Schema errors do not hide the registry and path checks; left-out entries keep keys."""
+    from hotfolder.loader import load_checked
+
+    text = (
+        '[daemon]\nworkers = "two"\n'
+        '[[workflows]]\nname = "broken"\n'  # no steps: left out of the later checks
+        '[[workflows]]\nname = "mine"\nsteps = ["pdf-optimize", "no-such-step"]\n'
+        '[[folders]]\nname = "first"\npath = "f"\n'  # no workflow: left out
+        '[[folders]]\nname = "second"\npath = "s"\nworkflow = "pdf-optimze"\nsettle = "x"\n'
+        '[[folders]]\nname = "third"\npath = "t"\nworkflow = "pdf-optimize"\noutput = "in/x"\n'
+        '[folders.options]\n"PDF.LINEARISE" = true\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_checked(write(tmp_path, text))
+    problems = dict(info.value.problems)
+    assert set(problems) == {
+        "daemon.workers",
+        "workflows[0](broken).steps",
+        "workflows[1](mine)",
+        "folders[0](first).workflow",
+        "folders[1](second).settle",
+        "folders[1](second).workflow",
+        "folders[2](third).output",
+        "folders[2](third).options.PDF.LINEARISE",
+    }
+    assert "did you mean pdf-optimize?" in problems["folders[1](second).workflow"]
+    assert "did you mean PDF.LINEARIZE?" in problems["folders[2](third).options.PDF.LINEARISE"]
+    assert [key.split(".")[0] for key, _ in info.value.problems][:1] == ["daemon"]
+
+
+def test_a_bad_environment_value_is_reported_under_its_key(tmp_path: Path, monkeypatch) -> None:
+    """HOTFOLDER_DAEMON__WORKERS=abc names daemon.workers, like the same mistake in the file."""
+    monkeypatch.setenv("HOTFOLDER_DAEMON__WORKERS", "abc")
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, GOOD))
+    assert [key for key, _ in info.value.problems] == ["daemon.workers"]

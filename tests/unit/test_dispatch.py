@@ -126,3 +126,96 @@ def test_jobs_are_published_in_order_and_a_failed_commit_is_retried(tmp_path: Pa
         publisher.close()
         journal.close()
     assert not loop.is_alive()
+
+
+class AppendingPool(InstantPool):
+    """A seam: a writer appends to the first attempt's input while it converts."""
+
+    def __init__(self, tail: bytes) -> None:
+        super().__init__()
+        self.tail = tail
+        self.attempts = 0
+
+    def submit(self, spec: JobSpec, timeout: float) -> None:
+        self.attempts += 1
+        if self.attempts == 1:
+            with Path(spec.inputs[0]).open("ab") as handle:
+                handle.write(self.tail)
+        super().submit(spec, timeout)
+
+
+class Heard:
+    """A listener that records the changed-input hook."""
+
+    def __init__(self) -> None:
+        self.changed: list[str] = []
+
+    def job_input_changed(self, record: Any) -> None:
+        self.changed.append(record.job_id)
+
+
+def test_an_input_changed_during_its_conversion_settles_and_runs_again(tmp_path: Path) -> None:
+    settings = folder(tmp_path)
+    journal = Journal(tmp_path / "state" / "journal.sqlite3")
+    publisher = Publisher(journal, {"f": settings}, keep_originals=False)
+    pool = AppendingPool(b" and the rest")
+    dispatcher = Dispatcher(DaemonSettings(retries=0), {"f": settings}, journal, publisher, pool)
+    heard = Heard()
+    dispatcher.listeners.append(heard)  # type: ignore[arg-type]
+    loop = threading.Thread(target=dispatcher.run)
+    loop.start()
+    try:
+        path = settings.input_dir / "scan.pdf"
+        path.write_bytes(b"%PDF-1.7 first half")
+        candidate = Candidate(path, "", Signature.of(path.lstat()))
+        [record] = claim_many(settings, [candidate], journal, publisher.workdirs)
+        assert not isinstance(record, Exception)
+        dispatcher.enqueue(record)
+        assert dispatcher.wait_finished(1, timeout=30)
+        # Not published half-written, not failed, although retries = 0: run again.
+        output = settings.output_dir / "scan.pdf"
+        assert output.read_bytes() == b"%PDF-1.7 first half and the rest"
+        row = journal.get(record.job_id)
+        assert row is not None and (row.state, row.attempts) == ("success", 2)
+        assert heard.changed == [record.job_id]
+        assert list(settings.error_dir.iterdir()) == []
+    finally:
+        dispatcher.stop()
+        loop.join(10)
+        publisher.close()
+        journal.close()
+
+
+class ChmodPool(InstantPool):
+    """A seam: every attempt changes its input's ctime only, as a step linking it would."""
+
+    def submit(self, spec: JobSpec, timeout: float) -> None:
+        source = Path(spec.inputs[0])
+        source.chmod(source.stat().st_mode ^ 0o040)
+        super().submit(spec, timeout)
+
+
+def test_a_conversion_that_touches_only_its_inputs_ctime_ends_after_one_more_try(
+    tmp_path: Path,
+) -> None:
+    settings = folder(tmp_path).model_copy(update={"settle": 0.2})
+    journal = Journal(tmp_path / "state" / "journal.sqlite3")
+    publisher = Publisher(journal, {"f": settings}, keep_originals=False)
+    dispatcher = Dispatcher(DaemonSettings(), {"f": settings}, journal, publisher, ChmodPool())
+    loop = threading.Thread(target=dispatcher.run)
+    loop.start()
+    try:
+        path = settings.input_dir / "doc.pdf"
+        path.write_bytes(b"%PDF-1.7 whole")
+        candidate = Candidate(path, "", Signature.of(path.lstat()))
+        [record] = claim_many(settings, [candidate], journal, publisher.workdirs)
+        assert not isinstance(record, Exception)
+        dispatcher.enqueue(record)
+        assert dispatcher.wait_finished(1, timeout=30)  # no endless settling
+        row = journal.get(record.job_id)
+        assert row is not None and (row.state, row.attempts) == ("success", 2)
+    finally:
+        dispatcher.stop()
+        loop.join(10)
+        publisher.close()
+        journal.close()

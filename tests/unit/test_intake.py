@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import threading
+import unicodedata
 from pathlib import Path
 
 import pytest
 
 from hotfolder.config import BUILTIN_EXCLUDES, FolderSettings
-from hotfolder.intake import FolderIntake, NameFilter, Signature, StabilityTracker
+from hotfolder.intake import FolderIntake, Hint, NameFilter, Signature, StabilityTracker
+from hotfolder.writers import WriterProbe
 
 
 class FakeClock:
@@ -188,3 +190,103 @@ def test_folder_in_a_non_recursive_input_is_logged_once_never_taken(
         f"folder 'x.pdf' in {intake.root} is ignored: only files are jobs here "
         "(recursive = true takes the files inside folders)"
     ) == 1
+
+
+def test_a_file_written_since_its_last_close_is_never_ready_however_long_the_pause(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    intake = _intake(tmp_path, clock)  # no kernel probe: events alone decide here
+    path = intake.root / "scan.pdf"
+    path.write_bytes(b"page one")
+    intake.hint(path, Hint.WRITTEN)
+    intake.tick()
+    for _ in range(10):  # ten times settle without a change: still being written
+        clock.now += 2.1
+        intake.tick()
+        assert intake.ready_count() == 0
+    intake.hint(path, Hint.CLOSED)
+    intake.tick()
+    clock.now += 2.1
+    intake.tick()
+    assert [c.path for c in intake.take(10)] == [path]
+
+
+def test_the_kernel_overrules_a_missed_close_event(tmp_path: Path) -> None:
+    clock = FakeClock()
+    intake = _intake(tmp_path, clock)
+    intake.writers = WriterProbe("f", intake.root)
+    path = intake.root / "a.pdf"
+    path.write_bytes(b"done")
+    intake.hint(path, Hint.WRITTEN)  # its close event was lost
+    intake.tick()
+    clock.now += 2.1
+    intake.tick()
+    assert [c.path for c in intake.take(10)] == [path]  # nobody holds it: taken
+
+
+def test_a_file_held_open_for_writing_is_not_taken(tmp_path: Path) -> None:
+    clock = FakeClock()
+    intake = _intake(tmp_path, clock)
+    intake.writers = WriterProbe("f", intake.root)
+    path = intake.root / "held.pdf"
+    with path.open("wb") as handle:
+        handle.write(b"complete, but not closed")
+        handle.flush()
+        intake.hint(path)  # found by a scan: no events to go by
+        intake.tick()
+        clock.now += 2.1
+        intake.tick()
+        assert intake.take(10) == []
+        assert path in intake.tracker  # back to settling, not dropped
+    clock.now += 2.1
+    intake.tick()
+    assert [c.path for c in intake.take(10)] == [path]
+
+
+def test_files_kept_out_by_the_folders_rules_are_reported_junk_is_not(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock()
+    intake = _intake(tmp_path, clock, include=["*.pdf"])
+    for name in ("notes.txt", "~$lock.pdf", "a.job.json"):
+        (intake.root / name).write_bytes(b"{}")
+    intake.scan()
+    with caplog.at_level("WARNING"):
+        intake.tick()
+        intake.scan()
+        intake.tick()
+    assert intake.ignored_files() == [{"name": "notes.txt", "rule": "include = ['*.pdf']"}]
+    assert sum("notes.txt" in r.getMessage() for r in caplog.records) == 1
+    clock.now += 2.1
+    intake.tick()
+    # A manifest is a manifest whatever include says; junk is never taken nor reported.
+    assert [c.path.name for c in intake.take(10)] == ["a.job.json"]
+    (intake.root / "notes.txt").unlink()
+    intake.scan()
+    assert intake.ignored_count() == 0
+
+
+def test_manifests_required_reports_files_waiting_for_a_manifest(tmp_path: Path) -> None:
+    clock = FakeClock()
+    intake = _intake(tmp_path, clock, manifests="required")
+    (intake.root / "a.pdf").write_bytes(b"x")
+    intake.scan()
+    intake.tick()
+    [entry] = intake.ignored_files()
+    assert entry["name"] == "a.pdf" and "manifests = required" in entry["rule"]
+    intake.reserve([intake.root / "a.pdf"])  # a manifest names it now
+    assert intake.ignored_count() == 0
+
+
+def test_reservations_hold_across_unicode_normalisation(tmp_path: Path) -> None:
+    clock = FakeClock()
+    intake = _intake(tmp_path, clock)
+    nfd = intake.root / unicodedata.normalize("NFD", "März.pdf")
+    nfd.write_bytes(b"x")
+    intake.reserve([intake.root / unicodedata.normalize("NFC", "März.pdf")])
+    intake.scan()
+    intake.tick()
+    clock.now += 2.1
+    intake.tick()
+    assert intake.take(10) == []

@@ -399,3 +399,29 @@ def test_engine_versions() -> None:
     assert versions["ghostscript"] == tools.version("gs", "--version")
     assert versions["ghostscript"][0].isdigit()
     assert versions["pikepdf"] == pikepdf.__version__
+
+
+@pytest.mark.parametrize("part", ["1b", "2b"])
+def test_ghostscript_warnings_are_about_this_output(tmp_path: Path, part: str) -> None:
+    """No "for PDF/A1" on a PDF/A-2b job; lost document information is named as it is.
+
+    Ghostscript 10.0 says "Text string detected in DOCINFO cannot be represented in XMP
+    for PDF/A1, discarding DOCINFO" for every part, and drops only some entries.
+    """
+    with pikepdf.open(io.BytesIO(pdf_bytes(pages=1))) as pdf:
+        pdf.docinfo["/Title"] = "Rapport März €"  # not PDFDocEncoding: a UTF-16 string
+        pdf.docinfo["/Author"] = "Ann"
+        buffer = io.BytesIO()
+        pdf.save(buffer)
+    result, ctx = archive(
+        tmp_path, buffer.getvalue(), **{"PDFA.ENGINE": "ghostscript", "PDFA.PART": part}
+    )
+    assert not [w for w in ctx.warnings if "PDF/A1" in w or "PDF/A-1" in w]
+    assert not [w for w in ctx.warnings if "DOCINFO" in w]
+    with pikepdf.open(result.outputs[0]) as made:
+        lost = [key for key in ("Title", "Author") if f"/{key}" not in made.docinfo]
+    named = [w for w in ctx.warnings if "dropped document information" in w]
+    if lost:
+        assert len(named) == 1 and all(key in named[0] for key in lost), ctx.warnings
+    else:
+        assert named == []

@@ -39,6 +39,18 @@ _BAD_TEXT_RELEASES = ((10, 0, 0), (10, 2, 0))
 
 _MAX_WARNINGS = 5
 
+#: Ghostscript 10.0 says "Text string detected in DOCINFO cannot be represented in XMP
+#: for PDF/A1, discarding DOCINFO" whatever the PDF/A part, and drops only the entries
+#: whose text it cannot copy into the XMP metadata: callers say which ones went.
+DOCINFO_DROPPED = "Text string detected in DOCINFO"
+
+_PART_1 = re.compile(r"PDF/A-?1(?![0-9])")
+
+
+def _about_part(message: str, part: int) -> bool:
+    """False for a message about PDF/A-1 only (another part's rules) on a part 2 or 3 job."""
+    return part == 1 or DOCINFO_DROPPED in message or not _PART_1.search(message)
+
 
 def version() -> str:
     """The installed Ghostscript's version (``10.00.0``), ``missing`` or ``unknown``."""
@@ -202,6 +214,7 @@ def convert_to_pdfa(
     if not target.is_file() or target.stat().st_size == 0:
         detail = "; ".join(messages[:2]) or "no error output"
         raise ToolFailed(f"Ghostscript wrote no PDF/A file ({detail}).")
+    messages = [message for message in messages if _about_part(message, part)]
     if len(messages) > _MAX_WARNINGS:
         extra = len(messages) - _MAX_WARNINGS
         messages = [*messages[:_MAX_WARNINGS], f"... and {extra} more Ghostscript warning(s)"]

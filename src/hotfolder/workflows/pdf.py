@@ -10,7 +10,7 @@ independent of qpdf, before they may be published.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +39,7 @@ from hotfolder.workflows.base import (
 )
 from hotfolder.workflows.detect import detect_format
 from hotfolder.workflows.pdfimages import ImageReport, check_images, recompress_images
+from hotfolder.workflows.readers import Source, blame_inputs
 from hotfolder.workflows.repair import REPAIR_CHECKED, Policy, accepted, check_repaired_text
 
 #: What qpdf raises for a damaged file. QpdfRuntimeError is not a PdfError: qpdf throws
@@ -209,11 +210,16 @@ def check_late_warnings(opened: OpenedPdf, source: Path, ctx: StepContext) -> No
         ctx.warn(f"qpdf: {warning}")
 
 
-def count_pages_pdfium(path: Path, password: str) -> int:
-    """Open ``path`` with pdfium and return its page count; raise ToolFailed if unreadable."""
+def count_pages_pdfium(path: Path, password: str, sources: Iterable[Source] = ()) -> int:
+    """Open ``path`` with pdfium and return its page count.
+
+    When pdfium cannot open the output, raise CorruptInput if it cannot open one of
+    the ``sources`` (the inputs) either, else ToolFailed.
+    """
     try:
         document = pypdfium2.PdfDocument(path, password=password or None)
     except pypdfium2.PdfiumError as exc:
+        blame_inputs(sources)
         raise ToolFailed(
             f"The converted file {path.name!r} does not open in an independent reader "
             f"({exc}); it was not published. Please report this with the input file."
@@ -348,7 +354,7 @@ class OptimizeStep:
             inputs, result.outputs, result.facts["files"], strict=True
         ):
             password = facts["password"]
-            pages = count_pages_pdfium(output, password)
+            pages = count_pages_pdfium(output, password, [(source, [password])])
             if pages != facts["pages"]:
                 raise ToolFailed(
                     f"The optimized file has {pages} page(s) where the input had "

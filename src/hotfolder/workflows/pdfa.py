@@ -36,7 +36,7 @@ from hotfolder.errors import (
 from hotfolder.workflows import ghostscript
 from hotfolder.workflows.base import OptionSpec, StepContext, StepResult, Workflow, output_stem
 from hotfolder.workflows.pdf import PASSWORD, QPDF_ERRORS, open_pdf, pikepdf_opened
-from hotfolder.workflows.pdfafix import fix_written, save_pdfa
+from hotfolder.workflows.pdfafix import fix_written, pikepdf_instead, save_pdfa
 from hotfolder.workflows.repair import REPAIR_CHECKED
 
 PART = OptionSpec(
@@ -205,7 +205,7 @@ class ArchiveStep:
         except ToolFailed as failed:
             if engine != "ghostscript":
                 raise  # pikepdf was tried first and could not do it
-            return _pikepdf_instead(source, target, password, failed, ctx, before)
+            return pikepdf_instead(source, target, password, failed, ctx, before)
         made.replace(target)
         return {"engine": "ghostscript", "pages": pages, "text": before}
 
@@ -227,28 +227,6 @@ class ArchiveStep:
                     f"pikepdf's PDF/A file lost the text of page(s) {_pages(lost)}; it was "
                     "not published. Please report this with the input file."
                 )
-
-
-def _pikepdf_instead(
-    source: Path,
-    target: Path,
-    password: str,
-    failed: ToolFailed,
-    ctx: StepContext,
-    before: list[str],
-) -> dict[str, Any]:
-    """PDFA.ENGINE = ghostscript, and Ghostscript failed: the lossless path, if it can."""
-    part: str = ctx.options["PDFA.PART"]
-    try:
-        with pikepdf_opened(source, password) as pdf:
-            pages = len(pdf.pages)
-            save_pdfa(pdf, target, part, lambda w: ctx.warn(f"{source.name}: {w}"))
-    except pikepdf.pdfa.PdfaError:
-        raise failed from None
-    except QPDF_ERRORS:
-        raise failed from None
-    ctx.warn(f"{source.name}: Ghostscript failed ({failed.message}); written by pikepdf instead.")
-    return {"engine": "pikepdf", "pages": pages, "text": before}
 
 
 def _input_texts(source: Path, password: str) -> list[str]:
@@ -307,10 +285,28 @@ def _ghostscript(source: Path, password: str, temp: Path, ctx: StepContext) -> P
             "simply large."
         ) from None
     for warning in warnings:
-        ctx.warn(f"{source.name}: {warning}")
+        if ghostscript.DOCINFO_DROPPED not in warning:
+            ctx.warn(f"{source.name}: {warning}")
+        elif lost := _info_lost(plain, made):
+            ctx.warn(
+                f"{source.name}: Ghostscript dropped document information it could not copy "
+                f"into the PDF/A metadata ({', '.join(lost)})."
+            )
     fix_written(made, lambda w: ctx.warn(f"{source.name}: {w}"))
     _check_valid(made, part)
     return made
+
+
+_INFO_KEYS = ("/Title", "/Author", "/Subject", "/Keywords", "/Creator")
+
+
+def _info_lost(before: Path, after: Path) -> list[str]:
+    """Document information entries ``before`` has and ``after`` lacks (Title, Author...)."""
+    try:
+        with pikepdf_opened(before, "") as old, pikepdf_opened(after, "") as new:
+            return [key[1:] for key in _INFO_KEYS if key in old.docinfo and key not in new.docinfo]
+    except QPDF_ERRORS:
+        return []  # an output qpdf cannot open fails its validation next
 
 
 def _check_valid(path: Path, part: str) -> None:

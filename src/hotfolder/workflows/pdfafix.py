@@ -17,6 +17,9 @@ touching what a page shows:
   and stored again with Flate: lossless relative to the decoded pixels (the
   file grows). Other JPX images (CMYK, with alpha) stay, and the file takes the
   Ghostscript route, whose output is validated.
+
+And the other way round: with ``PDFA.ENGINE = ghostscript``, a file Ghostscript
+fails on is written by the lossless path when it can be (:func:`pikepdf_instead`).
 """
 
 from __future__ import annotations
@@ -24,10 +27,15 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pikepdf
 import pikepdf.pdfa
 from pikepdf.models.image import PdfImage
+
+from hotfolder.errors import ToolFailed
+from hotfolder.workflows.base import StepContext
+from hotfolder.workflows.pdf import QPDF_ERRORS, pikepdf_opened
 
 _BOXES = ("/CropBox", "/BleedBox", "/TrimBox", "/ArtBox")
 #: PDF/A (ISO 19005-2, 6.1.13) wants each side of a box to be at least 3 units.
@@ -179,3 +187,25 @@ def save_pdfa(
             raise
     warn(f"{images} JPEG 2000 image(s) stored losslessly with Flate so PDF/A can be checked")
     return pikepdf.pdfa.save(pdf, target, part)
+
+
+def pikepdf_instead(
+    source: Path,
+    target: Path,
+    password: str,
+    failed: ToolFailed,
+    ctx: StepContext,
+    before: list[str],
+) -> dict[str, Any]:
+    """PDFA.ENGINE = ghostscript, and Ghostscript failed: the lossless path, if it can."""
+    part: str = ctx.options["PDFA.PART"]
+    try:
+        with pikepdf_opened(source, password) as pdf:
+            pages = len(pdf.pages)
+            save_pdfa(pdf, target, part, lambda w: ctx.warn(f"{source.name}: {w}"))
+    except pikepdf.pdfa.PdfaError:
+        raise failed from None
+    except QPDF_ERRORS:
+        raise failed from None
+    ctx.warn(f"{source.name}: Ghostscript failed ({failed.message}); written by pikepdf instead.")
+    return {"engine": "pikepdf", "pages": pages, "text": before}

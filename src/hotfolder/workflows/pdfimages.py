@@ -28,6 +28,7 @@ import pypdfium2.raw
 from PIL import Image
 
 from hotfolder.errors import ToolFailed
+from hotfolder.workflows.readers import unreadable_input
 
 #: Images with more pixels are left alone (decoding them would cost too much memory).
 MAX_PIXELS = 64_000_000
@@ -310,10 +311,31 @@ def recompress_images(pdf: pikepdf.Pdf, quality: int, max_dpi: int) -> ImageRepo
 def check_images(source: Path, output: Path, password: str) -> None:
     """Check in pdfium that every page draws as many images as before, all decodable.
 
-    Raises ToolFailed when a page lost or gained an image or one does not decode.
+    Raises ToolFailed when a page lost or gained an image or one does not decode,
+    and CorruptInput when pdfium cannot open the input, or cannot decode the images
+    of that page of the input either: qpdf passes such data through unchanged, so
+    the fault is the input's.
     """
-    before = _image_counts(source, password, decode=False)
-    after = _image_counts(output, password, decode=True)
+    try:
+        before, _ = _scan_images(source, password, decode=False)
+    except pypdfium2.PdfiumError as exc:
+        raise unreadable_input(source, "pdfium", str(exc)) from None
+    try:
+        after, broken = _scan_images(output, password, decode=True)
+    except pypdfium2.PdfiumError as exc:
+        raise ToolFailed(
+            f"The optimized file does not open in pdfium ({exc}); it was not published. "
+            "Please report this."
+        ) from None
+    if broken is not None:
+        if _scan_images(source, password, decode=True, pages=[broken])[1] is not None:
+            raise unreadable_input(
+                source, "pdfium", f"an image on page {broken + 1} does not decode"
+            )
+        raise ToolFailed(
+            f"A recompressed image on page {broken + 1} does not decode in pdfium; "
+            "the file was not published. Please report this."
+        )
     if before != after:
         pages = max(len(before), len(after))
         changed = [
@@ -327,26 +349,29 @@ def check_images(source: Path, output: Path, password: str) -> None:
         )
 
 
-def _image_counts(path: Path, password: str, *, decode: bool) -> list[int]:
-    try:
-        document = pypdfium2.PdfDocument(path, password=password or None)
-    except pypdfium2.PdfiumError as exc:
-        raise ToolFailed(f"{path.name!r} does not open in pdfium ({exc}).") from None
+def _scan_images(
+    path: Path, password: str, *, decode: bool, pages: Sequence[int] | None = None
+) -> tuple[list[int], int | None]:
+    """Images drawn per page (of ``pages``, else all) and the first undecodable one.
+
+    With ``decode``, the scan stops at the first page (0-based) with an image pdfium
+    cannot decode and returns its index (pdfium's error names no cause). Raises
+    pypdfium2.PdfiumError when pdfium cannot open the file.
+    """
+    document = pypdfium2.PdfDocument(path, password=password or None)
     counts: list[int] = []
     try:
-        for page in document:
+        for index in range(len(document)) if pages is None else pages:
+            page = document[index]
             images = list(page.get_objects(filter=[pypdfium2.raw.FPDF_PAGEOBJ_IMAGE]))
             for image in images if decode else ():
                 try:
                     # pdfium decodes with its own codecs, not Pillow's.
                     image.get_bitmap()
-                except pypdfium2.PdfiumError as exc:
-                    raise ToolFailed(
-                        f"A recompressed image on page {len(counts) + 1} does not decode in "
-                        f"pdfium ({exc}); the file was not published. Please report this."
-                    ) from None
+                except pypdfium2.PdfiumError:
+                    return counts, index
             counts.append(len(images))
             page.close()
-        return counts
+        return counts, None
     finally:
         document.close()

@@ -42,6 +42,7 @@ from hotfolder.workflows.pdf import (
 from hotfolder.workflows.pdf import (
     engine_versions as pdf_engine_versions,
 )
+from hotfolder.workflows.readers import sources_of
 
 #: Page numbers in split file names have at least this many digits (p001).
 _MIN_DIGITS = 3
@@ -212,7 +213,7 @@ class MergeStep:
         """Check in pdfium: the page count is the inputs' sum; one bookmark per input."""
         (output,) = result.outputs
         expected = sum(result.facts["pages"])
-        pages = count_pages_pdfium(output, "")
+        pages = count_pages_pdfium(output, "", sources_of(inputs, ctx))
         if pages != expected:
             raise ToolFailed(
                 f"The merged file has {pages} page(s) where the inputs have {expected}; "
@@ -314,7 +315,7 @@ class SplitStep:
     def verify(self, inputs: Sequence[Path], result: StepResult, ctx: StepContext) -> None:
         """Check in pdfium that every part has the pages it should."""
         for output, expected in zip(result.outputs, result.facts["pages"], strict=True):
-            pages = count_pages_pdfium(output, "")
+            pages = count_pages_pdfium(output, "", sources_of(inputs, ctx))
             if pages != expected:
                 raise ToolFailed(
                     f"{output.name!r} has {pages} page(s) where it should have {expected}; "

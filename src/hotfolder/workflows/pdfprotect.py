@@ -32,6 +32,7 @@ from hotfolder.workflows.pdf import (
 from hotfolder.workflows.pdf import (
     engine_versions as pdf_engine_versions,
 )
+from hotfolder.workflows.readers import Source, blame_inputs, sources_of
 
 Right = Literal["print", "copy", "modify", "annotate", "fill-forms", "assemble"]
 
@@ -131,10 +132,11 @@ def _passwords(options: Mapping[str, Any]) -> tuple[str, str]:
     return owner, user
 
 
-def _pdfium(path: Path, password: str) -> pypdfium2.PdfDocument:
+def _pdfium(path: Path, password: str, source: Source) -> pypdfium2.PdfDocument:
     try:
         return pypdfium2.PdfDocument(path, password=password or None)
     except pypdfium2.PdfiumError as exc:
+        blame_inputs([source])
         raise ToolFailed(
             f"The protected file {path.name!r} does not open in pdfium with the password "
             f"it was given ({exc}); it was not published. Please report this."
@@ -194,7 +196,9 @@ class ProtectStep:
         """Check in pdfium: the user password is needed, the rights are as set, the owner's all."""
         owner, user = _passwords(ctx.options)
         expected = permission_bits(ctx.options["PROTECT.ALLOW"])
-        for output, pages in zip(result.outputs, result.facts["pages"], strict=True):
+        sources = sources_of(inputs, ctx)
+        facts = zip(sources, result.outputs, result.facts["pages"], strict=True)
+        for source, output, pages in facts:
             if user:
                 try:
                     pypdfium2.PdfDocument(output).close()
@@ -205,14 +209,14 @@ class ProtectStep:
                         f"{output.name!r} opens without its user password; it was not "
                         "published. Please report this."
                     )
-            document = _pdfium(output, user)
+            document = _pdfium(output, user, source)
             try:
                 revision = pypdfium2.raw.FPDF_GetSecurityHandlerRevision(document.raw)
                 granted = pypdfium2.raw.FPDF_GetDocPermissions(document.raw) & _CHECKED_BITS
                 count = len(document)
             finally:
                 document.close()
-            document = _pdfium(output, owner)
+            document = _pdfium(output, owner, source)
             try:
                 owned = pypdfium2.raw.FPDF_GetDocPermissions(document.raw) & _CHECKED_BITS
             finally:
@@ -263,10 +267,13 @@ class UnprotectStep:
 
     def verify(self, inputs: Sequence[Path], result: StepResult, ctx: StepContext) -> None:
         """Check in pdfium: opens without a password, not encrypted, same page count."""
-        for output, pages in zip(result.outputs, result.facts["pages"], strict=True):
+        sources = sources_of(inputs, ctx)
+        facts = zip(sources, result.outputs, result.facts["pages"], strict=True)
+        for source, output, pages in facts:
             try:
                 document = pypdfium2.PdfDocument(output)
             except pypdfium2.PdfiumError as exc:
+                blame_inputs([source])
                 raise ToolFailed(
                     f"{output.name!r} does not open without a password in pdfium ({exc}); "
                     "it was not published. Please report this."

@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from hotfolder.config import WorkflowSettings
+from hotfolder.config_problems import did_you_mean
 from hotfolder.errors import OptionInvalid
 from hotfolder.workflows.base import Step, Workflow
 
@@ -109,19 +110,26 @@ def define(definition: WorkflowSettings) -> Workflow:
 
 
 def configure(
-    plugins: Sequence[str], definitions: Sequence[WorkflowSettings]
+    plugins: Sequence[str],
+    definitions: Sequence[WorkflowSettings],
+    keys: Sequence[str] | None = None,
 ) -> list[tuple[str, str]]:
-    """Load plugins, then define the config's workflows; return (key, message) problems."""
+    """Load plugins, then define the config's workflows; return (key, message) problems.
+
+    ``keys`` name each definition as in the file; by default ``workflows[i](name)``.
+    """
     problems: list[tuple[str, str]] = []
     try:
         load_plugins(plugins)
     except ImportError as exc:
         problems.append(("daemon.plugins", f"cannot import plugin: {exc}"))
-    for index, definition in enumerate(definitions):
+    if keys is None:
+        keys = [f"workflows[{i}]({d.name})" for i, d in enumerate(definitions)]
+    for key, definition in zip(keys, definitions, strict=True):
         try:
             define(definition)
         except OptionInvalid as exc:
-            problems.append((f"workflows[{index}]({definition.name})", exc.message))
+            problems.append((key, exc.message))
     return problems
 
 
@@ -146,15 +154,25 @@ def get_workflow(name: str) -> Workflow:
 
 def check_folder(workflow: str, profile: str, options: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Validate a folder's workflow, profile and options; return (key, message) problems."""
-    try:
-        wf = get_workflow(workflow)
-    except OptionInvalid as exc:
-        return [("workflow", exc.message)]
+    wf = _workflows.get(workflow)
+    if wf is None:
+        known = ", ".join(sorted(_workflows))
+        hint = did_you_mean(workflow, _workflows)
+        return [("workflow", f"unknown workflow {workflow!r}{hint} (known: {known})")]
+    problems: list[tuple[str, str]] = []
     if profile not in wf.profiles:
         known = ", ".join(sorted(wf.profiles))
-        return [("profile", f"workflow {workflow} has no profile {profile!r}; known: {known}")]
-    problems: list[tuple[str, str]] = []
+        hint = did_you_mean(profile, wf.profiles)
+        problems.append(
+            ("profile", f"workflow {workflow} has no profile {profile!r}; known: {known}{hint}")
+        )
+        profile = "default" if "default" in wf.profiles else next(iter(wf.profiles))
     for name, value in options.items():
+        if name not in wf.options:
+            known = ", ".join(sorted(wf.options)) or "none"
+            hint = did_you_mean(name, wf.options)
+            problems.append((f"options.{name}", f"unknown option{hint} (known: {known})"))
+            continue
         try:
             wf.resolve_options(profile, {name: value})
         except OptionInvalid as exc:

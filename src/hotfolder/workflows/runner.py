@@ -28,6 +28,7 @@ from hotfolder.errors import (
     NotRegularFile,
     OptionInvalid,
 )
+from hotfolder.logs import job_logging
 from hotfolder.models import ErrorInfo, FileInfo, JobOutcome, JobSpec
 from hotfolder.workflows.base import OptionSpec, StepContext, Workflow
 from hotfolder.workflows.registry import get_workflow
@@ -123,8 +124,14 @@ def _plan(spec: JobSpec) -> tuple[list[_Planned], dict[str, dict[str, Any]]]:
 def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -> JobOutcome:
     """Run the job described by ``spec`` and report its outcome; never raises JobError.
 
+    Every line logged meanwhile carries the job's id, libraries' lines included.
     ``progress(pages_done, pages)`` is called while a step that counts pages runs.
     """
+    with job_logging(spec.job_id):
+        return _run_job(spec, progress)
+
+
+def _run_job(spec: JobSpec, progress: Callable[[int, int], None] | None) -> JobOutcome:
     log = logging.LoggerAdapter(logging.getLogger("hotfolder.job"), {"job_id": spec.job_id})
     started = time.monotonic()
     inputs = [Path(p) for p in spec.inputs]
