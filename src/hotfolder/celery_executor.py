@@ -170,6 +170,10 @@ class CeleryExecutor:
         flight.sent = True
         return True
 
+    def progress(self) -> dict[str, tuple[int, int]]:
+        """Per-page progress does not cross the broker: always empty."""
+        return {}
+
     def wake(self) -> None:
         """Interrupt a :meth:`poll` in progress (new work or a result arrived)."""
         with contextlib.suppress(BlockingIOError):  # a wake-up is already pending

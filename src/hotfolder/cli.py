@@ -376,6 +376,10 @@ def _cleanup(args: argparse.Namespace) -> int:
     return int(ExitCode.OK)
 
 
+def _pages(progress: tuple[int, int] | None) -> dict[str, int]:
+    return {} if progress is None else {"pagesDone": progress[0], "pages": progress[1]}
+
+
 def _status(args: argparse.Namespace) -> int:
     from hotfolder.journal import Journal
 
@@ -411,6 +415,7 @@ def _status(args: argparse.Namespace) -> int:
                     "errorCode": r.error_code,
                     "message": _INTERRUPTED if not up and _interrupted(r) else r.message,
                     **({"interrupted": True} if not up and _interrupted(r) else {}),
+                    **_pages(r.pages_progress()),
                 }
                 for r in records
             ]
@@ -423,7 +428,9 @@ def _status(args: argparse.Namespace) -> int:
         for r in records:
             code = f" [{r.error_code}]" if r.error_code and r.state != "success" else ""
             state = "interrupted" if not up and _interrupted(r) else r.state
-            print(f"{r.job_id}  {state:<11} {r.folder:<12} {r.input_name}{code}")
+            progress = r.pages_progress()
+            pages = f" (page {progress[0]}/{progress[1]})" if progress else ""
+            print(f"{r.job_id}  {state:<11} {r.folder:<12} {r.input_name}{code}{pages}")
             if r.state == JobState.PENDING.value and r.message:
                 print(f"    {r.message}")  # what a waiting job waits for
         if up:

@@ -12,6 +12,7 @@ job and can never break it.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import queue
 import threading
@@ -187,6 +188,8 @@ class Dispatcher:
             if due is not None:
                 wait = max(0.0, min(wait, due - self._clock()))
             results = self.pool.poll(wait)
+            # Before the results: a job's last progress must not land after its "done".
+            self._record_progress()
             if results:
                 # Hand freed workers their next job first: everything else can wait
                 # a moment, a worker should not.
@@ -214,6 +217,11 @@ class Dispatcher:
                 "stopped by the shutdown; runs again at the next start",
                 extra={"job_id": record.job_id},
             )
+
+    def _record_progress(self) -> None:
+        for job_id, (done, total) in self.pool.progress().items():
+            if job_id in self._records:
+                self._outbox.put(_Change(job_id, {"progress": json.dumps([done, total])}))
 
     def _handle_all(self, results: list[tuple[JobSpec, JobOutcome]]) -> None:
         for spec, outcome in results:
@@ -340,6 +348,7 @@ class Dispatcher:
             "state": record.state,
             "started_at": record.started_at,
             "attempts": record.attempts,
+            "progress": None,  # a retry starts counting pages again
         }
         self._outbox.put(_Change(record.job_id, change, started=record))
         spec = job_spec(record, folder)

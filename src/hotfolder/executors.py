@@ -42,6 +42,9 @@ class Executor(Protocol):
     def poll(self, timeout: float) -> list[Result]:
         """Wait up to ``timeout`` s; return finished jobs, crashes and timeouts included."""
 
+    def progress(self) -> dict[str, tuple[int, int]]:
+        """(pages done, pages) per running job reported since the last call (may be empty)."""
+
     def wake(self) -> None:
         """Make a :meth:`poll` in progress return now."""
 

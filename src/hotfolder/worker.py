@@ -40,7 +40,7 @@ def run_worker(settings: Settings, celery: CelerySettings, concurrency: int | No
     processes = concurrency or max(1, os.cpu_count() or 1)
     _check_folders(settings)
     app = make_app(celery, max_jobs_per_worker=daemon.max_jobs_per_worker)
-    _limit_children(daemon.worker_memory_limit)
+    _limit_children(daemon.worker_memory_limit, processes)
     # Unique per process, so that several workers can run on one machine.
     name = f"hotfolder-{os.getpid()}@{socket.gethostname()}"
     log.info(
@@ -77,11 +77,11 @@ def _check_folders(settings: Settings) -> None:
             )
 
 
-def _limit_children(memory_limit_mb: int) -> None:
+def _limit_children(memory_limit_mb: int, processes: int) -> None:
     def init(**_: Any) -> None:
         # Runs in each new worker process, before it takes a job. The OOM killer then
         # takes a conversion, not the Celery parent, which hands the job on again.
-        prepare_worker_process(memory_limit_mb)
+        prepare_worker_process(memory_limit_mb, processes)
 
     # weak=False: the receiver is a closure that nothing else keeps alive.
     worker_process_init.connect(init, weak=False)
