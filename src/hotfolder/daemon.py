@@ -13,7 +13,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -29,7 +28,7 @@ from hotfolder.executors import make_executor
 from hotfolder.heartbeat import Heartbeat
 from hotfolder.http import HttpEndpoint
 from hotfolder.intake import FolderIntake
-from hotfolder.journal import Journal
+from hotfolder.journal import Journal, journal_path
 from hotfolder.loader import load_checked
 from hotfolder.manifest import is_manifest
 from hotfolder.metrics import FolderFigures, Metrics, Snapshot
@@ -44,13 +43,6 @@ from hotfolder.workflows.registry import log_tool_versions
 from hotfolder.writers import WriterProbe, ignore_lease_breaks
 
 log = logging.getLogger("hotfolder.daemon")
-
-JOURNAL_NAME = "journal.sqlite3"
-
-
-def journal_path(settings: Settings) -> Path:
-    """Where the job journal lives."""
-    return settings.daemon.state_dir / JOURNAL_NAME
 
 
 class Daemon:
@@ -83,7 +75,7 @@ class Daemon:
         """Prepare folders, recover the journal, start watching and converting."""
         daemon = self.settings.daemon
         prepare_paths(self.settings)
-        self.journal = Journal(journal_path(self.settings))
+        self.journal = Journal(journal_path(daemon.state_dir))
         self._running_lock = running.hold(daemon.state_dir)
         self._reported = -1
         publisher = Publisher(self.journal, self.folders, keep_originals=False)

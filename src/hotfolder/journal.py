@@ -75,6 +75,15 @@ CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, folder);
 CREATE INDEX IF NOT EXISTS jobs_phase ON jobs (phase);
 """
 
+#: The journal's file name in the state dir.
+JOURNAL_NAME = "journal.sqlite3"
+
+
+def journal_path(state_dir: Path) -> Path:
+    """Where the job journal of a state dir lives."""
+    return state_dir / JOURNAL_NAME
+
+
 #: Size, mtime and ctime (ns) of one claimed input.
 Stamp = tuple[int, int, int]
 
