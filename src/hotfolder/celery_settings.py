@@ -48,7 +48,7 @@ class CelerySettings(BaseModel):
     result_expires: Annotated[float, Field(gt=0)] = 86400.0
     #: A worker not heard from for this many seconds (no heartbeat, no event) is
     #: declared lost, and the jobs it held are sent again at once, as new attempts.
-    worker_lost_after: Annotated[float, Field(ge=1, le=3600)] = 15.0
+    worker_lost_after: Annotated[float, Field(ge=3, le=3600)] = 15.0
 
     @field_validator("broker")
     @classmethod
@@ -78,9 +78,9 @@ class CelerySettings(BaseModel):
         return self
 
     @property
-    def heartbeat_interval(self) -> float:
-        """Seconds between a worker's heartbeats: several fit into ``worker_lost_after``."""
-        return min(2.0, max(0.5, self.worker_lost_after / 5))
+    def heartbeat_interval(self) -> int:
+        """Whole seconds between a worker's heartbeats; several fit into ``worker_lost_after``."""
+        return max(1, min(2, round(self.worker_lost_after / 5)))
 
     @property
     def backend_url(self) -> str:
