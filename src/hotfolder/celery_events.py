@@ -29,6 +29,8 @@ log = logging.getLogger("hotfolder.celery")
 #: A gap this long (seconds) between two turns of the event loop means the daemon
 #: itself stalled (or lost the broker): nobody's silence meanwhile counts.
 STALL = 3.0
+#: A lost worker is listed (``hotfolder status``) for this long, then forgotten.
+FORGET_AFTER = 3600.0
 #: Task events that name the worker holding a task.
 _HOLDING = frozenset({"task-received", "task-started"})
 
@@ -153,6 +155,8 @@ class WorkerBook:
                 return []
             found = []
             for worker in list(self._workers.values()):
+                if worker.lost and now - worker.last_seen > FORGET_AFTER:
+                    del self._workers[worker.name]  # workers come and go with new names
                 if worker.lost or now - max(worker.last_seen, since) < self.lost_after:
                     continue
                 found.append(replace(worker))

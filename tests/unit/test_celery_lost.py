@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from hotfolder.celery_events import STALL, WorkerBook
+from hotfolder.celery_events import FORGET_AFTER, STALL, WorkerBook
 from hotfolder.celery_executor import CeleryExecutor
 from hotfolder.celery_lost import AbandonedTasks
 from hotfolder.celery_settings import CelerySettings
@@ -56,6 +56,10 @@ def test_a_worker_is_lost_after_its_silence_only_while_the_daemon_listens() -> N
     assert [w.lost for w in book.workers()] == [True]
     beat(book, "w1@a")  # it comes back
     assert [w.lost for w in book.workers()] == [False]
+    listen(clock, book, 11)
+    assert [w.name for w in book.silent()] == ["w1@a"]
+    listen(clock, book, FORGET_AFTER)
+    assert book.silent() == [] and book.workers() == [], "forgotten after an hour"
 
 
 def test_a_stall_of_the_daemon_itself_gives_every_worker_a_fresh_grace() -> None:
