@@ -39,7 +39,7 @@ from kombu.utils.url import maybe_sanitize_url
 
 from hotfolder.celery_app import TASK_NAME, make_app
 from hotfolder.celery_events import EventFollower, WorkerBook, WorkerSeen
-from hotfolder.celery_lost import AbandonedTasks, worker_views
+from hotfolder.celery_lost import AbandonedTasks, announce_lost, worker_views
 from hotfolder.celery_outcomes import lost_too_often, outcome_of
 from hotfolder.celery_results import FINAL, Meta, ResultWatcher, WorkerCensus
 from hotfolder.celery_settings import CelerySettings
@@ -283,25 +283,9 @@ class CeleryExecutor:
             for flight in self._flights.values()
             if flight.sent and self._holder(flight) == worker.name
         ]
-        if worker.offline:
-            if not held:
-                return []  # a warm shutdown: it finished or handed back its jobs
-            log.warning(
-                "worker %s stopped %.0f s ago and still holds %d job(s); they are sent again",
-                worker.name,
-                self._clock() - worker.last_seen,
-                len(held),
-            )
-        elif held or worker.name in self._census.seen:
-            # Workers of other installations on the same broker are not ours to count.
+        # Workers of other installations on the same broker are not ours to count.
+        if announce_lost(worker, len(held), worker.name in self._census.seen, self._clock()):
             self.workers_lost += 1
-            log.warning(
-                "worker %s was not heard from for %.0f s: declared lost; %d job(s) it held "
-                "are sent again",
-                worker.name,
-                self._clock() - worker.last_seen,
-                len(held),
-            )
         if not held:
             return []
         # A result stored just before the worker vanished is still a result.

@@ -85,6 +85,33 @@ class AbandonedTasks:
         )
 
 
+def announce_lost(worker: WorkerSeen, held: int, ours: bool, now: float) -> bool:
+    """Log a silent worker holding ``held`` jobs; True when it counts as lost.
+
+    A worker that said goodbye (a warm shutdown) is not lost: it finished or
+    handed back its jobs, and is only mentioned if it still held some.
+    """
+    silent = now - worker.last_seen
+    if worker.offline:
+        if held:
+            log.warning(
+                "worker %s stopped %.0f s ago and still holds %d job(s); they are sent again",
+                worker.name,
+                silent,
+                held,
+            )
+        return False
+    if not (held or ours):
+        return False
+    log.warning(
+        "worker %s was not heard from for %.0f s: declared lost; %d job(s) it held are sent again",
+        worker.name,
+        silent,
+        held,
+    )
+    return True
+
+
 def worker_views(
     seen: Iterable[WorkerSeen],
     census: Mapping[str, int],
