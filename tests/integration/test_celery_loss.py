@@ -26,7 +26,7 @@ from tests.integration.brokers import (
 )
 from tests.integration.conftest import HotfolderProcess
 
-LOST_AFTER = 4
+LOST_AFTER = 5
 FOLDER = {"name": "faults", "workflow": "test-faults", "timeout": 30}
 #: The broker alone would hand a lost worker's job on only after 10 minutes.
 LOSS = {"worker_lost_after": LOST_AFTER, "visibility_timeout": 600, "max_in_flight": 4}
