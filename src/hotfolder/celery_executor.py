@@ -396,4 +396,4 @@ class CeleryExecutor:
             flights = list(self._flights.values())
         holders = [self._holder(flight) for flight in flights if flight.sent]
         census = self._census
-        return worker_views(self._book.workers(), census.processes, set(census.seen), holders)
+        return worker_views(self._book.workers(), census.processes, census.seen, holders)

@@ -194,4 +194,4 @@ class WorkerCensus:
                 census[node] = int(pool.get("max-concurrency", 0) or 0)
         # One assignment: readers in other threads see the old or the new census.
         self.processes = census
-        self.seen |= set(census)
+        self.seen = self.seen | set(census)
