@@ -43,9 +43,29 @@ def stamp(record: JobRecord) -> None:
 
 def changed(record: JobRecord) -> bool:
     """True when an input differs from its stamp: a writer was still at work."""
+    return change(record) is not None
+
+
+#: What :func:`change` says when only an input's ctime moved.
+CTIME_ONLY = "ctime"
+#: What :func:`change` says when an input's size or mtime moved.
+CONTENT = "content"
+
+
+def change(record: JobRecord) -> str | None:
+    """How the inputs differ from their stamps: None, :data:`CONTENT` or :data:`CTIME_ONLY`.
+
+    A writer moves size or mtime (or, writing the same bytes and restoring mtime,
+    ctime alone); so do a chmod or a hard link, which is why a ctime-only change
+    is told apart.
+    """
     if record.claimed is None:
-        return False
-    return stamps(record) != record.claimed
+        return None
+    now = stamps(record)
+    if now == record.claimed:
+        return None
+    moved = any(a[:2] != b[:2] for a, b in zip(now, record.claimed, strict=True))
+    return CONTENT if moved else CTIME_ONLY
 
 
 #: Seconds a failure waits, at least, before it is published when no kernel said

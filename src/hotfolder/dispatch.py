@@ -370,10 +370,21 @@ class Dispatcher:
         record = self._records.get(spec.job_id)
         if record is None:
             return None  # cancelled while running
-        if claimed.changed(record):
+        moved = claimed.change(record)
+        if moved == claimed.CONTENT or (
+            moved == claimed.CTIME_ONLY and not self.resettling.times(record.job_id)
+        ):
             # Whatever the outcome, it describes half a file: neither publish nor fail it.
             self._resettle(record)
             return None
+        if moved is not None:
+            # Only ctime moved, again, while size and mtime stayed: something in the
+            # conversion itself (a step that links or chmods its input), not a writer.
+            log.warning(
+                "the input's ctime changed during the conversion again, its size and mtime "
+                "did not: taken as the conversion's own doing",
+                extra={"job_id": record.job_id},
+            )
         return self._conclude(record, outcome)
 
     def _conclude(

@@ -22,7 +22,14 @@ def test_healthz_and_jobs_api(hotfolder) -> None:
     daemon.config.write_text(text)
     daemon.start()
     base = f"http://127.0.0.1:{port}"
-    assert get(f"{base}/healthz") == (200, {"healthy": True, "problems": []})
+    assert get(f"{base}/healthz") == (
+        200,
+        {
+            "healthy": True,
+            "problems": [],
+            "folders": {"faults": {"settling": 0, "ignored": []}},
+        },
+    )
     (daemon.dir("faults") / "a.job").write_text("ok")
     (daemon.dir("faults") / "b.job").write_text("broken")
     daemon.wait_finished("faults", 2)

@@ -181,3 +181,38 @@ def test_an_input_changed_during_its_conversion_settles_and_runs_again(tmp_path:
         loop.join(10)
         publisher.close()
         journal.close()
+
+
+class ChmodPool(InstantPool):
+    """A seam: every attempt changes its input's ctime only, as a step linking it would."""
+
+    def submit(self, spec: JobSpec, timeout: float) -> None:
+        source = Path(spec.inputs[0])
+        source.chmod(source.stat().st_mode ^ 0o040)
+        super().submit(spec, timeout)
+
+
+def test_a_conversion_that_touches_only_its_inputs_ctime_ends_after_one_more_try(
+    tmp_path: Path,
+) -> None:
+    settings = folder(tmp_path).model_copy(update={"settle": 0.2})
+    journal = Journal(tmp_path / "state" / "journal.sqlite3")
+    publisher = Publisher(journal, {"f": settings}, keep_originals=False)
+    dispatcher = Dispatcher(DaemonSettings(), {"f": settings}, journal, publisher, ChmodPool())
+    loop = threading.Thread(target=dispatcher.run)
+    loop.start()
+    try:
+        path = settings.input_dir / "doc.pdf"
+        path.write_bytes(b"%PDF-1.7 whole")
+        candidate = Candidate(path, "", Signature.of(path.lstat()))
+        [record] = claim_many(settings, [candidate], journal, publisher.workdirs)
+        assert not isinstance(record, Exception)
+        dispatcher.enqueue(record)
+        assert dispatcher.wait_finished(1, timeout=30)  # no endless settling
+        row = journal.get(record.job_id)
+        assert row is not None and (row.state, row.attempts) == ("success", 2)
+    finally:
+        dispatcher.stop()
+        loop.join(10)
+        publisher.close()
+        journal.close()

@@ -139,11 +139,10 @@ def require_components(soffice: str, families: set[Family]) -> None:
 
 
 def _stage(source: Path, link: Path) -> None:
-    # A hard link costs nothing; a copy serves where links are not possible.
-    try:
-        os.link(source, link)
-    except OSError:
-        shutil.copyfile(source, link)
+    # A copy, not a hard link: linking changes the original's ctime, which the check
+    # after the conversion reads as a writer still at work, and LibreOffice must
+    # never get a name through which it could write the user's original.
+    shutil.copyfile(source, link)
 
 
 def _pdf_options(page_range: str) -> str:
