@@ -25,7 +25,7 @@ from typing import Protocol
 from hotfolder import claimed
 from hotfolder.claimed import Resettling
 from hotfolder.config import DaemonSettings, FolderSettings
-from hotfolder.errors import Aborted, NotRegularFile
+from hotfolder.errors import Aborted, NotRegularFile, WorkerCrashed
 from hotfolder.executors import Executor
 from hotfolder.jobqueue import FairQueue
 from hotfolder.jobspec import job_spec
@@ -94,6 +94,7 @@ class Dispatcher:
         self.finished_count = 0
         #: Called when queue room frees up, so intake can claim waiting files.
         self.on_room: Callable[[], None] = lambda: None
+        pool.on_attempt = self._attempt_again
 
     # --- thread-safe entry points ------------------------------------------------------
 
@@ -354,6 +355,16 @@ class Dispatcher:
         spec = job_spec(record, folder)
         self.pool.submit(spec, folder.timeout)
         self._notify("job_started", record)
+
+    def _attempt_again(self, job_id: str) -> None:
+        # Called by the executor from poll(): it sent a running job again (its
+        # worker was lost). That is a new attempt, journaled and logged as one.
+        record = self._records.get(job_id)
+        if record is None:
+            return
+        record.attempts += 1
+        self._outbox.put(_Change(record.job_id, {"attempts": record.attempts}, started=record))
+        self._notify("job_retried", record, WorkerCrashed.code)
 
     def _reject(self, record: JobRecord) -> None:
         error = NotRegularFile(

@@ -28,6 +28,7 @@ from typing import Any
 
 from hotfolder.config import WorkflowSettings
 from hotfolder.errors import JobTimeout, WorkerCrashed
+from hotfolder.executors import WorkerView
 from hotfolder.models import ErrorInfo, JobOutcome, JobSpec
 
 log = logging.getLogger("hotfolder.executor")
@@ -187,6 +188,9 @@ class WorkerPool:
         self.max_jobs_per_worker = max_jobs_per_worker
         self.memory_limit_mb = memory_limit_mb
         self._clock = clock
+        #: Never called: a local process that dies fails its job (worker_crashed).
+        self.on_attempt: Callable[[str], None] = lambda job_id: None
+        self.workers_lost = 0
         self._slots: list[_Slot] = []
         self._progress: dict[str, tuple[int, int]] = {}
         self._wake_r, self._wake_w = socket.socketpair()
@@ -231,6 +235,19 @@ class WorkerPool:
     def alive(self) -> bool:
         """True when every worker process is running."""
         return all(slot.process.is_alive() for slot in self._slots)
+
+    def workers(self) -> list[WorkerView]:
+        """This machine's pool, as one worker."""
+        return [
+            WorkerView(
+                name="local",
+                host=socket.gethostname(),
+                processes=self.alive_count(),
+                jobs=len(self.running()),
+                last_heartbeat=time.time(),
+                state="alive" if self.alive() else "down",
+            )
+        ]
 
     def submit(self, spec: JobSpec, timeout: float) -> None:
         """Hand ``spec`` to an idle worker; the caller checked :meth:`free_slots`."""

@@ -139,9 +139,26 @@ def status(args: argparse.Namespace) -> int:
                 print(f"    {r.message}")  # what a waiting job waits for
         if up:
             _print_ignored(running.read_report(state_dir), args.folder)
+            _print_workers(running.read_report(state_dir, running.STATUS_NAME))
     finally:
         journal.close()
     return int(ExitCode.OK)
+
+
+def _print_workers(status: dict[str, Any]) -> None:
+    """The workers the running daemon sees (its status report, refreshed every second)."""
+    workers = status.get("workers") or []
+    if not workers:
+        return
+    print(f"workers: {len(workers)} (lost since start: {status.get('workersLost', 0)})")
+    now = time.time()
+    for worker in workers:
+        beat = worker.get("lastHeartbeat")
+        heard = f"last heartbeat {now - beat:.0f} s ago" if beat else "no heartbeat yet"
+        print(
+            f"  {worker['name']}  {worker['state']:<5} host {worker['host']}, "
+            f"{worker['processes']} process(es), {worker['jobs']} job(s), {heard}"
+        )
 
 
 _INTERRUPTED = (

@@ -59,6 +59,8 @@ def run_worker(settings: Settings, celery: CelerySettings, concurrency: int | No
             f"--loglevel={daemon.log_level}",
             # Workers never need each other's events; revokes still reach them all.
             "--without-gossip",
+            # The daemon declares a worker lost after celery.worker_lost_after s of silence.
+            f"--heartbeat-interval={celery.heartbeat_interval}",
         ]
     )
     return int(ExitCode.OK)
