@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Tools the tests drive for real: promtool and a Prometheus server, systemd-analyze,
-# a Redis server for the Celery executor.
-bash scripts/setup.sh prometheus systemd redis-server
+# Redis and RabbitMQ servers for the Celery executor (the tests start their own,
+# on free loopback ports; the packaged services are not used).
+bash scripts/setup.sh prometheus systemd redis-server rabbitmq-server
 .venv/bin/ruff check src tests
 .venv/bin/ruff format --check src tests
 .venv/bin/mypy

@@ -100,7 +100,9 @@ def make_app(settings: CelerySettings, *, max_jobs_per_worker: int = 0) -> Celer
         # hotfolder's own log format (job ids, JSON) stays in charge.
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
-        worker_send_task_events=False,
+        # task-received and task-started name the worker that holds a job: the
+        # daemon declares a silent worker lost and knows which jobs to send again.
+        worker_send_task_events=True,
         task_send_sent_event=False,
     )
     app.task(name=TASK_NAME, bind=True)(_task_body(settings.max_deliveries))

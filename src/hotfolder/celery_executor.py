@@ -9,6 +9,15 @@ Task ids are ``<executor prefix><job id>.<n>``: the prefix is new for every
 daemon run, so a result of a previous run (or of another daemon) is never
 mistaken for a current one; the dispatcher accepts the first result of a task
 and the executor forgets the task then, dropping later duplicates.
+
+Lost workers: :class:`~hotfolder.celery_events.WorkerBook` follows the
+workers' heartbeats and which of them holds which task. A worker silent for
+``worker_lost_after`` seconds is declared lost; each job it held is sent again
+at once under a new task id (a new attempt, into a new execution directory),
+and the old task is revoked. Should the worker come back (it was paused, or
+cut off by the network), whatever its old task still reports is discarded and
+the files it wrote are removed: only the attempt the daemon waits for is
+published.
 """
 
 from __future__ import annotations
@@ -27,14 +36,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kombu.utils.url import maybe_sanitize_url
-from pydantic import ValidationError
 
 from hotfolder.celery_app import TASK_NAME, make_app
-from hotfolder.celery_results import Meta, ResultWatcher, WorkerCensus
+from hotfolder.celery_events import EventFollower, WorkerBook, WorkerSeen
+from hotfolder.celery_lost import AbandonedTasks, announce_lost, worker_views
+from hotfolder.celery_outcomes import lost_too_often, outcome_of
+from hotfolder.celery_results import FINAL, Meta, ResultWatcher, WorkerCensus
 from hotfolder.celery_settings import CelerySettings
 from hotfolder.config import WorkflowSettings
-from hotfolder.errors import Aborted, HotfolderError, InternalError, JobTimeout, WorkerCrashed
-from hotfolder.models import ErrorInfo, JobOutcome, JobSpec
+from hotfolder.executors import WorkerView
+from hotfolder.models import JobOutcome, JobSpec
 
 log = logging.getLogger("hotfolder.celery")
 
@@ -53,6 +64,10 @@ class _Flight:
     sent: bool = False
     #: "host pid N" of every worker process that started it, in order.
     workers: list[str] = field(default_factory=list)
+    #: The worker node that started it, by its stored STARTED state.
+    node: str | None = None
+    #: How often the job's worker was lost before this attempt.
+    losses: int = 0
 
 
 class CeleryExecutor:
@@ -93,6 +108,15 @@ class CeleryExecutor:
         self._wake_w.setblocking(False)
         self._watcher = ResultWatcher(self._app, self._prefix, self._pending_ids, self._deliver)
         self._census = WorkerCensus(self._app, settings.queue)
+        self._book = WorkerBook(self._prefix, settings.worker_lost_after, clock=clock)
+        self._events = EventFollower(self._app, self._book)
+        self._abandoned = AbandonedTasks(
+            settings.visibility_timeout + settings.worker_lost_after, clock
+        )
+        #: Set by the dispatcher: a job was sent again (a new attempt).
+        self.on_attempt: Callable[[str], None] = lambda job_id: None
+        #: Workers declared lost since the start.
+        self.workers_lost = 0
 
     def start(self) -> None:
         """Subscribe to results and start counting workers."""
@@ -100,6 +124,7 @@ class CeleryExecutor:
         if not self._watcher.start(wait=5.0):
             log.warning("the result backend is not reachable yet; results are read once it is")
         self._census.start()
+        self._events.start()
         log.info(
             "Celery executor: broker %s, queue %s, up to %d job(s) in flight",
             broker,
@@ -116,8 +141,13 @@ class CeleryExecutor:
         return [flight.spec.job_id for flight in self._flights.values()]
 
     def alive_count(self) -> int:
-        """Worker processes serving the queue, by the last census (every few seconds)."""
-        return self._census.total()
+        """Worker processes serving the queue, by the last census (every few seconds).
+
+        A worker declared lost does not count, even if it still answered the
+        last census.
+        """
+        lost = {worker.name for worker in self._book.workers() if worker.lost}
+        return sum(n for name, n in self._census.processes.items() if name not in lost)
 
     def alive(self) -> bool:
         """True when at least one worker process serves the queue."""
@@ -125,8 +155,11 @@ class CeleryExecutor:
 
     def submit(self, spec: JobSpec, timeout: float) -> None:
         """Queue ``spec`` on Celery with a hard time limit of ``timeout`` seconds."""
+        self._launch(spec, timeout, losses=0)
+
+    def _launch(self, spec: JobSpec, timeout: float, losses: int) -> None:
         task_id = f"{self._prefix}{spec.job_id}.{next(self._numbers)}"
-        flight = _Flight(spec=spec, task_id=task_id, timeout=timeout)
+        flight = _Flight(spec=spec, task_id=task_id, timeout=timeout, losses=losses)
         with self._flights_lock:
             self._flights[task_id] = flight
         self._tasks[spec.job_id] = task_id
@@ -149,6 +182,9 @@ class CeleryExecutor:
                 task_id=flight.task_id,
                 queue=self.settings.queue,
                 time_limit=flight.timeout,
+                # What workers log and put in events: the job id, never its options
+                # (they may hold a document password).
+                argsrepr=f"[{flight.spec.job_id}]",
             )
         except Exception as exc:  # kombu and redis raise many kinds; all mean "not sent"
             # The job stays in flight here and is sent again: a broker outage delays
@@ -169,6 +205,10 @@ class CeleryExecutor:
             log.info("the broker takes jobs again")
         flight.sent = True
         return True
+
+    def progress(self) -> dict[str, tuple[int, int]]:
+        """Per-page progress does not cross the broker: always empty."""
+        return {}
 
     def wake(self) -> None:
         """Interrupt a :meth:`poll` in progress (new work or a result arrived)."""
@@ -191,10 +231,13 @@ class CeleryExecutor:
             try:
                 meta = self._inbox.get_nowait()
             except queue.Empty:
-                return results
+                break
             result = self._take(meta)
             if result is not None:
                 results.append(result)
+        for worker in self._book.silent():
+            results += self._lost(worker)
+        return results
 
     def _resend(self) -> None:
         waiting, self._unsent = self._unsent, []
@@ -205,18 +248,23 @@ class CeleryExecutor:
                 return
 
     def _take(self, meta: Meta) -> Result | None:
-        flight = self._flights.get(str(meta["task_id"]))
-        if flight is None:
-            return None  # cancelled, or a later duplicate of a result already taken
+        task_id = str(meta["task_id"])
         status = meta["status"]
+        flight = self._flights.get(task_id)
+        if flight is None:
+            if task_id in self._abandoned and status in FINAL:
+                self._abandoned.discard(task_id, status)
+            return None  # cancelled, or a later duplicate of a result already taken
         if status == "STARTED":
             self._started(flight, meta.get("result"))
             return None
         self._forget(flight)
-        return flight.spec, self._outcome(flight, status, meta.get("result"))
+        return flight.spec, outcome_of(flight.spec, flight.timeout, status, meta.get("result"))
 
     def _started(self, flight: _Flight, info: Any) -> None:
         info = info if isinstance(info, dict) else {}
+        if isinstance(info.get("hostname"), str):
+            flight.node = info["hostname"]
         worker = f"{info.get('hostname', '?')} pid {info.get('pid', '?')}"
         if worker in flight.workers:
             return  # seen by pub/sub and again by a sweep
@@ -232,65 +280,64 @@ class CeleryExecutor:
                 extra=job,
             )
 
-    def _outcome(self, flight: _Flight, status: str, result: Any) -> JobOutcome:
-        spec = flight.spec
-        if status == "SUCCESS":
-            try:
-                outcome = JobOutcome.model_validate(result)
-            except ValidationError as exc:
-                return _error(spec, InternalError(f"A worker returned a malformed result: {exc}"))
-            if outcome.job_id != spec.job_id:
-                return _error(spec, InternalError("A worker returned another job's result."))
-            return outcome
-        if status == "REVOKED":
-            return _error(
-                spec,
-                Aborted("The job was revoked on the Celery side (not by hotfolder)."),
+    def _lost(self, worker: WorkerSeen) -> list[Result]:
+        """Send again every job ``worker`` held; return jobs that end here instead."""
+        held = [
+            flight
+            for flight in self._flights.values()
+            if flight.sent and self._holder(flight) == worker.name
+        ]
+        # Workers of other installations on the same broker are not ours to count.
+        if announce_lost(worker, len(held), worker.name in self._census.seen, self._clock()):
+            self.workers_lost += 1
+        if not held:
+            return []
+        # A result stored just before the worker vanished is still a result.
+        results: list[Result] = []
+        for meta in self._watcher.fetch([flight.task_id for flight in held]):
+            if meta["status"] in FINAL:
+                result = self._take(meta)
+                if result is not None:
+                    results.append(result)
+        held = [flight for flight in held if flight.task_id in self._flights]
+        if held:
+            self._revoke([flight.task_id for flight in held])
+        for flight in held:
+            self._forget(flight)
+            self._abandoned.add(
+                flight.task_id, flight.spec.job_id, flight.spec.work_dir, worker.name
             )
-        failure = result if isinstance(result, dict) else {}
-        kind = str(failure.get("exc_type", "unknown error"))
-        if kind == "TimeLimitExceeded":
+            losses = flight.losses + 1
+            job = {"job_id": flight.spec.job_id}
+            if losses >= self.settings.max_deliveries:
+                log.error("lost its worker %d times; giving up", losses, extra=job)
+                results.append((flight.spec, lost_too_often(flight.spec, losses)))
+                continue
             log.warning(
-                "exceeded its %.0f s timeout; its worker stopped it",
-                flight.timeout,
-                extra={"job_id": spec.job_id},
+                "its worker %s was lost; sent again as a new attempt", worker.name, extra=job
             )
-            return _error(
-                spec,
-                JobTimeout(
-                    f"The conversion took longer than the folder's timeout of {flight.timeout:g} "
-                    "s and was stopped. Raise the folder's timeout for large files, or split "
-                    "the file."
-                ),
-            )
-        if kind == "WorkerLostError":
-            return _error(
-                spec,
-                WorkerCrashed(
-                    "The worker process converting this file died. Other jobs were not "
-                    "affected. The file probably triggers a bug or a resource limit in the "
-                    "engine; check it, then drop it again or report it."
-                ),
-            )
-        detail = failure.get("exc_message", "")
-        return _error(
-            spec,
-            InternalError(
-                f"The Celery worker could not run the job ({kind}: {detail}). Check that the "
-                "worker runs the same hotfolder version as the daemon, then retry the job."
-            ),
-        )
+            self._launch(flight.spec, flight.timeout, losses)
+            self.on_attempt(flight.spec.job_id)
+        return results
+
+    def _holder(self, flight: _Flight) -> str | None:
+        return self._book.holder(flight.task_id) or flight.node
 
     def _forget(self, flight: _Flight) -> None:
         with self._flights_lock:
             self._flights.pop(flight.task_id, None)
-        self._tasks.pop(flight.spec.job_id, None)
+        if self._tasks.get(flight.spec.job_id) == flight.task_id:
+            del self._tasks[flight.spec.job_id]
+        self._book.release(flight.task_id)
         if flight.task_id in self._unsent:
             self._unsent.remove(flight.task_id)
 
     def _pending_ids(self) -> list[str]:
+        # Abandoned tasks too: a late result that pub/sub missed must still be found,
+        # so that what it wrote is removed.
         with self._flights_lock:
-            return [task_id for task_id, flight in self._flights.items() if flight.sent]
+            sent = [task_id for task_id, flight in self._flights.items() if flight.sent]
+        return sent + self._abandoned.ids()
 
     def _deliver(self, meta: Meta) -> None:
         self._inbox.put(meta)
@@ -344,14 +391,13 @@ class CeleryExecutor:
         self._unsent.clear()
         self._watcher.stop()
         self._census.stop()
+        self._events.stop()
         return results
 
-
-def _error(spec: JobSpec, error: HotfolderError) -> JobOutcome:
-    return JobOutcome(
-        job_id=spec.job_id,
-        ok=False,
-        message=error.message,
-        error=ErrorInfo(code=error.code, message=error.message),
-        retryable=error.retryable,
-    )
+    def workers(self) -> list[WorkerView]:
+        """The workers serving the queue or holding jobs, as events and the census show them."""
+        with self._flights_lock:
+            flights = list(self._flights.values())
+        holders = [self._holder(flight) for flight in flights if flight.sent]
+        census = self._census
+        return worker_views(self._book.workers(), census.processes, census.seen, holders)

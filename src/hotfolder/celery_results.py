@@ -32,6 +32,8 @@ CENSUS_INTERVAL = 5.0
 CENSUS_REPLY_TIMEOUT = 1.0
 #: States the watcher reports: a worker began the job, or it ended.
 REPORTED = frozenset({"STARTED", "SUCCESS", "FAILURE", "REVOKED"})
+#: States after which a task reports nothing more.
+FINAL = REPORTED - {"STARTED"}
 
 Meta = dict[str, Any]
 
@@ -107,22 +109,41 @@ class ResultWatcher:
             pubsub.close()
 
     def _sweep(self) -> None:
-        ids = self._pending()
-        if not ids:
-            return
-        keys = [self._backend.get_key_for_task(task_id) for task_id in ids]
-        for payload in self._backend.client.mget(keys):
-            if payload is not None:
-                self._report(payload)
+        for meta in self.fetch(self._pending()):
+            self._deliver(meta)
+
+    def fetch(self, task_ids: list[str]) -> list[Meta]:
+        """The stored states of ``task_ids`` (those with one), read now; any thread.
+
+        Empty when the backend cannot be reached: the caller acts on what it knows.
+        """
+        if not task_ids:
+            return []
+        keys = [self._backend.get_key_for_task(task_id) for task_id in task_ids]
+        try:
+            payloads = self._backend.client.mget(keys)
+        except (RedisError, OSError) as exc:
+            if threading.current_thread() is self._thread:
+                raise  # the watcher reconnects
+            log.warning("cannot read results from the backend: %s", exc)
+            return []
+        found = [self._decode(payload) for payload in payloads if payload is not None]
+        return [meta for meta in found if meta is not None]
 
     def _report(self, payload: bytes) -> None:
+        meta = self._decode(payload)
+        if meta is not None:
+            self._deliver(meta)
+
+    def _decode(self, payload: bytes) -> Meta | None:
         try:
             meta = self._backend.decode(payload)
         except Exception:
             log.warning("ignored an undecodable result payload", exc_info=True)
-            return
+            return None
         if isinstance(meta, dict) and meta.get("status") in REPORTED and meta.get("task_id"):
-            self._deliver(meta)
+            return meta
+        return None
 
 
 class WorkerCensus:
@@ -135,6 +156,8 @@ class WorkerCensus:
         self._thread = threading.Thread(target=self._run, name="hotfolder-census", daemon=True)
         #: Worker processes per worker node last seen serving the queue.
         self.processes: dict[str, int] = {}
+        #: Every worker node ever found serving the queue (ours, when it is lost).
+        self.seen: set[str] = set()
 
     def start(self) -> None:
         """Start counting; the first census is taken right away."""
@@ -171,3 +194,4 @@ class WorkerCensus:
                 census[node] = int(pool.get("max-concurrency", 0) or 0)
         # One assignment: readers in other threads see the old or the new census.
         self.processes = census
+        self.seen = self.seen | set(census)

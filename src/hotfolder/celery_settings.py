@@ -46,6 +46,9 @@ class CelerySettings(BaseModel):
     max_deliveries: Annotated[int, Field(ge=1, le=100)] = 3
     #: Seconds results stay in the backend.
     result_expires: Annotated[float, Field(gt=0)] = 86400.0
+    #: A worker not heard from for this many seconds (no heartbeat, no event) is
+    #: declared lost, and the jobs it held are sent again at once, as new attempts.
+    worker_lost_after: Annotated[float, Field(ge=3, le=3600)] = 15.0
 
     @field_validator("broker")
     @classmethod
@@ -73,6 +76,11 @@ class CelerySettings(BaseModel):
                 "(result_backend = 'redis://HOST:6379/1')"
             )
         return self
+
+    @property
+    def heartbeat_interval(self) -> int:
+        """Whole seconds between a worker's heartbeats; several fit into ``worker_lost_after``."""
+        return max(1, min(2, round(self.worker_lost_after / 5)))
 
     @property
     def backend_url(self) -> str:

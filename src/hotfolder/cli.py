@@ -10,13 +10,12 @@ import os
 import sys
 import tempfile
 import threading
-import time
 import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hotfolder import __version__, running
+from hotfolder import __version__, journal_commands
 from hotfolder.errors import ConfigError, ExitCode, HotfolderError, ToolMissing, UsageError
 from hotfolder.logs import configure as configure_logging
 from hotfolder.models import JobState
@@ -108,10 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check-config": _check_config,
         "workflows": _workflows,
         "convert": _convert,
-        "status": _status,
-        "cleanup": _cleanup,
-        "cancel": _request,
-        "retry": _request,
+        "status": journal_commands.status,
+        "cleanup": journal_commands.cleanup,
+        "cancel": journal_commands.request,
+        "retry": journal_commands.request,
     }
     try:
         return handlers[args.command](args)
@@ -313,149 +312,3 @@ def _convert(args: argparse.Namespace) -> int:
             print(f"{', '.join(record.input_names)}: {state}{where}: {status['message']}")
         journal.close()
     return int(ExitCode.FAILURE if failed else ExitCode.OK)
-
-
-def _journal_path(args: argparse.Namespace) -> tuple[Any, Path]:
-    """The settings of ``--config`` and where their journal lives."""
-    from hotfolder.config import load_settings
-    from hotfolder.daemon import journal_path
-
-    settings = load_settings(args.config)
-    return settings, journal_path(settings)
-
-
-def _request(args: argparse.Namespace) -> int:
-    """Leave a cancel/retry request in the journal and wait for the daemon's answer."""
-    from hotfolder.control import Answer
-    from hotfolder.journal import Journal
-
-    _, path = _journal_path(args)
-    if not path.exists():
-        print(f"hotfolder: no journal at {path}: the daemon has never run", file=sys.stderr)
-        return int(ExitCode.FAILURE)
-    journal = Journal(path)
-    try:
-        if journal.get(args.job_id) is None:
-            print(f"hotfolder: no job {args.job_id}", file=sys.stderr)
-            return int(ExitCode.FAILURE)
-        request_id = journal.add_request(args.job_id, args.command)
-        deadline = time.monotonic() + args.wait
-        while (text := journal.request_answer(request_id)) is None:
-            if time.monotonic() >= deadline:
-                print(
-                    f"hotfolder: the daemon did not answer within {args.wait:.0f} s; the "
-                    "request stays queued and is carried out when it runs",
-                    file=sys.stderr,
-                )
-                return int(ExitCode.UNAVAILABLE)
-            time.sleep(0.1)
-    finally:
-        journal.close()
-    answer = Answer.from_text(text)
-    if not answer.ok:
-        print(f"hotfolder: {args.command} {args.job_id}: {answer.message}", file=sys.stderr)
-        return int(ExitCode.FAILURE)
-    print(f"{args.job_id}: {answer.message} ({answer.state})")
-    return int(ExitCode.OK)
-
-
-def _cleanup(args: argparse.Namespace) -> int:
-    """Run the cleanup once, as the daemon's schedule would (stuck jobs need the daemon)."""
-    from hotfolder.cleanup import Cleanup
-    from hotfolder.journal import Journal
-
-    settings, path = _journal_path(args)
-    if not path.exists():
-        print(f"no journal yet at {path}: nothing to clean", file=sys.stderr)
-        return int(ExitCode.OK)
-    journal = Journal(path)
-    try:
-        folders = {folder.name: folder for folder in settings.folders}
-        report = Cleanup(settings.cleanup, folders, journal).run(dry_run=args.dry_run)
-    finally:
-        journal.close()
-    verb = "would remove" if args.dry_run else "removed"
-    for line in report.lines():
-        print(line)
-    total = sum(report.counts().values())
-    print(f"{verb} {total} item(s)" + (" (dry run: nothing changed)" if args.dry_run else ""))
-    return int(ExitCode.OK)
-
-
-def _status(args: argparse.Namespace) -> int:
-    from hotfolder.journal import Journal
-
-    settings, path = _journal_path(args)
-    state_dir = settings.daemon.state_dir
-    up = running.daemon_running(state_dir)
-    if not path.exists():
-        print(f"no journal yet at {path}: the daemon has not run", file=sys.stderr)
-        return int(ExitCode.OK if not args.job_id else ExitCode.FAILURE)
-    journal = Journal(path, readonly=True)
-    try:
-        if args.job_id:
-            record = journal.get(args.job_id)
-            if record is None:
-                print(f"hotfolder: no job {args.job_id}", file=sys.stderr)
-                return int(ExitCode.FAILURE)
-            document = record.document()
-            if not up and _interrupted(record):
-                document["interrupted"] = True
-                document["message"] = _INTERRUPTED
-            print(json.dumps(document, indent=2, ensure_ascii=False))
-            return int(ExitCode.OK)
-        records = journal.recent(folder=args.folder, state=args.state, limit=args.limit)
-        if args.json:
-            rows = [
-                {
-                    "jobId": r.job_id,
-                    "status": r.state,
-                    "folder": r.folder,
-                    "name": r.name,
-                    "input": r.input_name,
-                    "attempts": r.attempts,
-                    "errorCode": r.error_code,
-                    "message": _INTERRUPTED if not up and _interrupted(r) else r.message,
-                    **({"interrupted": True} if not up and _interrupted(r) else {}),
-                }
-                for r in records
-            ]
-            print(json.dumps(rows, indent=2, ensure_ascii=False))
-            return int(ExitCode.OK)
-        counts = journal.counts()
-        print("jobs: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"))
-        if not up:
-            print("the daemon is not running: unfinished jobs run when it starts")
-        for r in records:
-            code = f" [{r.error_code}]" if r.error_code and r.state != "success" else ""
-            state = "interrupted" if not up and _interrupted(r) else r.state
-            print(f"{r.job_id}  {state:<11} {r.folder:<12} {r.input_name}{code}")
-            if r.state == JobState.PENDING.value and r.message:
-                print(f"    {r.message}")  # what a waiting job waits for
-        if up:
-            _print_ignored(running.read_report(state_dir), args.folder)
-    finally:
-        journal.close()
-    return int(ExitCode.OK)
-
-
-_INTERRUPTED = (
-    "Interrupted: the daemon stopped while this job was running. It runs again when "
-    "hotfolder starts."
-)
-
-
-def _interrupted(record: Any) -> bool:
-    # "processing" in the journal of a daemon that is not running: it was stopped
-    # (kill -9, or drain_timeout passed) and recovery runs it at the next start.
-    return bool(record.state == JobState.PROCESSING.value)
-
-
-def _print_ignored(report: dict[str, Any], only: str | None) -> None:
-    for name, figures in sorted(report.get("folders", {}).items()):
-        ignored = figures.get("ignored", [])
-        if (only and name != only) or not ignored:
-            continue
-        print(f"folder {name}: {len(ignored)} file(s) left in the input by the folder's rules:")
-        for item in ignored:
-            print(f"  {item['name']}  ({item['rule']})")

@@ -13,7 +13,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -29,7 +28,7 @@ from hotfolder.executors import make_executor
 from hotfolder.heartbeat import Heartbeat
 from hotfolder.http import HttpEndpoint
 from hotfolder.intake import FolderIntake
-from hotfolder.journal import Journal
+from hotfolder.journal import Journal, journal_path
 from hotfolder.loader import load_checked
 from hotfolder.manifest import is_manifest
 from hotfolder.metrics import FolderFigures, Metrics, Snapshot
@@ -44,13 +43,6 @@ from hotfolder.workflows.registry import log_tool_versions
 from hotfolder.writers import WriterProbe, ignore_lease_breaks
 
 log = logging.getLogger("hotfolder.daemon")
-
-JOURNAL_NAME = "journal.sqlite3"
-
-
-def journal_path(settings: Settings) -> Path:
-    """Where the job journal lives."""
-    return settings.daemon.state_dir / JOURNAL_NAME
 
 
 class Daemon:
@@ -83,7 +75,7 @@ class Daemon:
         """Prepare folders, recover the journal, start watching and converting."""
         daemon = self.settings.daemon
         prepare_paths(self.settings)
-        self.journal = Journal(journal_path(self.settings))
+        self.journal = Journal(journal_path(daemon.state_dir))
         self._running_lock = running.hold(daemon.state_dir)
         self._reported = -1
         publisher = Publisher(self.journal, self.folders, keep_originals=False)
@@ -128,6 +120,7 @@ class Daemon:
                     self.metrics.exposition,
                     self.settings.http.token,
                     details=self.intake_report,
+                    status=self.service_status,
                 )
             except OSError as exc:
                 self.stop()
@@ -260,6 +253,7 @@ class Daemon:
             if now >= next_health:
                 self._supervise_watches()
                 self.heartbeat.beat()
+                self._report_workers()
                 next_health = now + 1.0
             waiting = False
             assert self.pending is not None and self.control is not None
@@ -326,6 +320,29 @@ class Daemon:
             except OSError as exc:
                 log.warning("cannot write the intake report: %s", exc)
 
+    def service_status(self) -> dict[str, Any]:
+        """The service at a glance for ``GET /status``: health and the workers."""
+        problems = self.problems()
+        return {"healthy": not problems, "problems": problems, **self._workers_report()}
+
+    def _workers_report(self) -> dict[str, Any]:
+        pool = self.dispatcher.pool if self.dispatcher is not None else None
+        return {
+            "executor": self.settings.daemon.executor,
+            "workers": [view.document() for view in pool.workers()] if pool else [],
+            "workersLost": pool.workers_lost if pool else 0,
+            "at": time.time(),
+        }
+
+    def _report_workers(self) -> None:
+        # `hotfolder status` reads it (it talks to no broker); refreshed every second.
+        try:
+            running.write_report(
+                self.settings.daemon.state_dir, self._workers_report(), running.STATUS_NAME
+            )
+        except OSError as exc:
+            log.debug("cannot write the status report: %s", exc)
+
     def _supervise_watches(self) -> None:
         for name, watch in self.watches.items():
             if watch.alive():
@@ -361,6 +378,7 @@ class Daemon:
             folders=figures,
             workers=self.settings.daemon.workers,
             workers_alive=pool.alive_count() if pool is not None else 0,
+            workers_lost=pool.workers_lost if pool is not None else 0,
             callbacks=vars(stats) if stats is not None else {},
         )
 
@@ -371,7 +389,12 @@ class Daemon:
         ]
         if self.dispatcher is None or not self.dispatcher.pool.alive():
             if self.settings.daemon.executor == "celery":
-                found.append("no Celery worker serves the queue")
+                figures = self.dispatcher.figures().values() if self.dispatcher else []
+                waiting = sum(queued + running for queued, running in figures)
+                found.append(
+                    "no Celery worker serves the queue"
+                    + (f": {waiting} job(s) wait for one" if waiting else "")
+                )
             else:
                 found.append("worker processes are not running")
         if self.dispatcher is not None and self.dispatcher.unpublished():

@@ -12,6 +12,7 @@ job and can never break it.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import queue
 import threading
@@ -24,7 +25,7 @@ from typing import Protocol
 from hotfolder import claimed
 from hotfolder.claimed import Resettling
 from hotfolder.config import DaemonSettings, FolderSettings
-from hotfolder.errors import Aborted, NotRegularFile
+from hotfolder.errors import Aborted, NotRegularFile, WorkerCrashed
 from hotfolder.executors import Executor
 from hotfolder.jobqueue import FairQueue
 from hotfolder.jobspec import job_spec
@@ -93,6 +94,7 @@ class Dispatcher:
         self.finished_count = 0
         #: Called when queue room frees up, so intake can claim waiting files.
         self.on_room: Callable[[], None] = lambda: None
+        pool.on_attempt = self._attempt_again
 
     # --- thread-safe entry points ------------------------------------------------------
 
@@ -187,6 +189,8 @@ class Dispatcher:
             if due is not None:
                 wait = max(0.0, min(wait, due - self._clock()))
             results = self.pool.poll(wait)
+            # Before the results: a job's last progress must not land after its "done".
+            self._record_progress()
             if results:
                 # Hand freed workers their next job first: everything else can wait
                 # a moment, a worker should not.
@@ -214,6 +218,11 @@ class Dispatcher:
                 "stopped by the shutdown; runs again at the next start",
                 extra={"job_id": record.job_id},
             )
+
+    def _record_progress(self) -> None:
+        for job_id, (done, total) in self.pool.progress().items():
+            if job_id in self._records:
+                self._outbox.put(_Change(job_id, {"progress": json.dumps([done, total])}))
 
     def _handle_all(self, results: list[tuple[JobSpec, JobOutcome]]) -> None:
         for spec, outcome in results:
@@ -340,11 +349,22 @@ class Dispatcher:
             "state": record.state,
             "started_at": record.started_at,
             "attempts": record.attempts,
+            "progress": None,  # a retry starts counting pages again
         }
         self._outbox.put(_Change(record.job_id, change, started=record))
         spec = job_spec(record, folder)
         self.pool.submit(spec, folder.timeout)
         self._notify("job_started", record)
+
+    def _attempt_again(self, job_id: str) -> None:
+        # Called by the executor from poll(): it sent a running job again (its
+        # worker was lost). That is a new attempt, journaled and logged as one.
+        record = self._records.get(job_id)
+        if record is None:
+            return
+        record.attempts += 1
+        self._outbox.put(_Change(record.job_id, {"attempts": record.attempts}, started=record))
+        self._notify("job_retried", record, WorkerCrashed.code)
 
     def _reject(self, record: JobRecord) -> None:
         error = NotRegularFile(

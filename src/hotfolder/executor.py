@@ -28,6 +28,7 @@ from typing import Any
 
 from hotfolder.config import WorkflowSettings
 from hotfolder.errors import JobTimeout, TooLarge, WorkerCrashed
+from hotfolder.executors import WorkerView
 from hotfolder.memory import (
     PeakWatch,
     needed_more_message,
@@ -49,12 +50,20 @@ _CTX.set_forkserver_preload(["hotfolder.workflows.runner"])
 _SCRUBBED_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID")
 
 
-def prepare_worker_process(memory_limit_mb: int) -> None:
+def cpu_share(processes: int) -> int:
+    """The cores one of ``processes`` conversion processes may keep busy (at least 1)."""
+    return max(1, (os.cpu_count() or 1) // max(1, processes))
+
+
+def prepare_worker_process(memory_limit_mb: int, processes: int = 1) -> None:
     """Set up a process that runs conversions (pool worker or Celery child).
 
     The OOM killer takes it before its parent, it keeps none of the service's
     systemd variables, and ``memory_limit_mb`` (0: none) caps its address space.
+    Multi-threaded engines (OCR) use at most this process's share of the cores
+    when ``processes`` of them run side by side (``HOTFOLDER_CPU_SHARE``).
     """
+    os.environ["HOTFOLDER_CPU_SHARE"] = str(cpu_share(processes))
     with contextlib.suppress(OSError):
         Path("/proc/self/oom_score_adj").write_text("500")
     for name in _SCRUBBED_ENV:
@@ -89,12 +98,13 @@ def _worker_main(
     plugins: list[str],
     workflows: list[dict[str, Any]],
     logging_setup: tuple[str, str],
+    processes: int = 1,
 ) -> None:
     """Loop of one worker process: receive a spec, run it, send the outcome."""
     _exit_when_the_daemon_dies(conn)
     # The daemon handles SIGINT/SIGTERM and stops workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    prepare_worker_process(memory_limit_mb)
+    prepare_worker_process(memory_limit_mb, processes)
     watch = PeakWatch(peak)
     watch.start()
     from hotfolder.config import WorkflowSettings
@@ -119,7 +129,7 @@ def _worker_main(
         spec = JobSpec.model_validate(message)
         watch.reset()
         try:
-            outcome = run_job(spec)
+            outcome = run_job(spec, _progress_sender(conn, spec.job_id))
         except MemoryError:
             # The heap may be corrupt now; report and leave so a fresh worker takes over.
             try:
@@ -130,6 +140,17 @@ def _worker_main(
             conn.send(outcome.model_dump())
         except OSError:
             return  # the daemon is gone; its restart runs the job again
+
+
+def _progress_sender(conn: Connection, job_id: str) -> Callable[[int, int], None]:
+    """A callback that tells the daemon how many pages of the job are done."""
+
+    def send(done: int, total: int) -> None:
+        # Lost progress only makes the status lag; the job goes on.
+        with contextlib.suppress(OSError):
+            conn.send({"progress": [job_id, done, total]})
+
+    return send
 
 
 @dataclass
@@ -176,9 +197,13 @@ class WorkerPool:
         self.max_jobs_per_worker = max_jobs_per_worker
         self.memory_limit_mb = memory_limit_mb
         self._clock = clock
+        #: Never called: a local process that dies fails its job (worker_crashed).
+        self.on_attempt: Callable[[str], None] = lambda job_id: None
+        self.workers_lost = 0
         self._slots: list[_Slot] = []
         #: The cgroup's OOM kills so far: a worker SIGKILLed while it grows is theirs.
         self._oom_kills = oom_kills()
+        self._progress: dict[str, tuple[int, int]] = {}
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -199,6 +224,7 @@ class WorkerPool:
                 self.plugins,
                 self.workflows,
                 self.logging_setup,
+                self.size,
             ),
             name="hotfolder-worker",
         )
@@ -223,6 +249,19 @@ class WorkerPool:
         """True when every worker process is running."""
         return all(slot.process.is_alive() for slot in self._slots)
 
+    def workers(self) -> list[WorkerView]:
+        """This machine's pool, as one worker."""
+        return [
+            WorkerView(
+                name="local",
+                host=socket.gethostname(),
+                processes=self.alive_count(),
+                jobs=len(self.running()),
+                last_heartbeat=time.time(),
+                state="alive" if self.alive() else "down",
+            )
+        ]
+
     def submit(self, spec: JobSpec, timeout: float) -> None:
         """Hand ``spec`` to an idle worker; the caller checked :meth:`free_slots`."""
         for slot in self._slots:
@@ -235,6 +274,11 @@ class WorkerPool:
                 slot.conn.send(spec.model_dump())
                 return
         raise RuntimeError("no idle worker")
+
+    def progress(self) -> dict[str, tuple[int, int]]:
+        """(pages done, pages) per running job reported since the last call."""
+        reported, self._progress = self._progress, {}
+        return reported
 
     def wake(self) -> None:
         """Interrupt a :meth:`poll` in progress (new work arrived)."""
@@ -269,11 +313,17 @@ class WorkerPool:
     def _collect(self, slot: _Slot) -> JobOutcome | None:
         assert slot.spec is not None
         try:
-            if slot.conn.poll():
+            while slot.conn.poll():
                 message = slot.conn.recv()
-                if isinstance(message, dict) and message.get("oom"):
+                if isinstance(message, dict) and "progress" in message:
+                    job_id, done, total = message["progress"]
+                    if job_id == slot.spec.job_id:
+                        self._progress[job_id] = (int(done), int(total))
+                elif isinstance(message, dict) and message.get("oom"):
                     slot.oom = True
+                    break
                 else:
+                    self._progress.pop(slot.spec.job_id, None)
                     return JobOutcome.model_validate(message)
         except (EOFError, OSError):
             pass  # the worker died mid-send: treated as a crash below
@@ -362,6 +412,8 @@ class WorkerPool:
         self._replace(slot)
 
     def _finish(self, slot: _Slot) -> None:
+        if slot.spec is not None:
+            self._progress.pop(slot.spec.job_id, None)
         slot.spec = None
         slot.jobs_done += 1
         recycle = self.max_jobs_per_worker and slot.jobs_done >= self.max_jobs_per_worker
@@ -373,6 +425,7 @@ class WorkerPool:
         """Stop the worker running ``job_id`` (cancel); its result is dropped."""
         for slot in self._slots:
             if slot.spec is not None and slot.spec.job_id == job_id:
+                self._progress.pop(job_id, None)
                 self._kill(slot)
                 slot.spec = None
                 return True

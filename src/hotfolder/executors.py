@@ -9,8 +9,9 @@ chosen in the config without either knowing which one runs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from hotfolder.config import Settings, WorkflowSettings
 from hotfolder.errors import ToolMissing
@@ -20,6 +21,34 @@ log = logging.getLogger("hotfolder.executor")
 
 #: A finished job: what was submitted and what came back.
 Result = tuple[JobSpec, JobOutcome]
+
+
+@dataclass(frozen=True)
+class WorkerView:
+    """One worker as the daemon sees it (``hotfolder status``, ``GET /status``)."""
+
+    #: The worker's name (a Celery node name, or ``local`` for the embedded pool).
+    name: str
+    host: str
+    #: Conversion processes (0: not known yet).
+    processes: int
+    #: Jobs of this daemon it holds right now.
+    jobs: int
+    #: Wall-clock time of its last heartbeat (None: not known).
+    last_heartbeat: float | None
+    #: ``alive``, ``lost`` (silent for ``worker_lost_after``) or ``down``.
+    state: str = "alive"
+
+    def document(self) -> dict[str, Any]:
+        """The JSON form (camelCase, like the status files)."""
+        return {
+            "name": self.name,
+            "host": self.host,
+            "processes": self.processes,
+            "jobs": self.jobs,
+            "lastHeartbeat": self.last_heartbeat,
+            "state": self.state,
+        }
 
 
 class Executor(Protocol):
@@ -32,6 +61,11 @@ class Executor(Protocol):
 
     #: How many jobs may run at once (queue sizing uses it).
     size: int
+    #: Set by the dispatcher: called (in its thread, from :meth:`poll`) with a job id
+    #: when the executor sends a job again because its worker was lost.
+    on_attempt: Callable[[str], None]
+    #: Workers declared lost since the start (a counter for metrics).
+    workers_lost: int
 
     def start(self) -> None:
         """Get ready to take jobs."""
@@ -44,6 +78,9 @@ class Executor(Protocol):
 
     def poll(self, timeout: float) -> list[Result]:
         """Wait up to ``timeout`` s; return finished jobs, crashes and timeouts included."""
+
+    def progress(self) -> dict[str, tuple[int, int]]:
+        """(pages done, pages) per running job reported since the last call (may be empty)."""
 
     def wake(self) -> None:
         """Make a :meth:`poll` in progress return now."""
@@ -62,6 +99,9 @@ class Executor(Protocol):
 
     def reconfigure(self, plugins: Sequence[str], workflows: Sequence[WorkflowSettings]) -> None:
         """New plugins or workflow chains after a reload."""
+
+    def workers(self) -> list[WorkerView]:
+        """The workers this executor sees right now (any thread)."""
 
 
 def make_executor(settings: Settings) -> Executor:

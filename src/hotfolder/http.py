@@ -94,6 +94,8 @@ class _Handler(BaseHTTPRequestHandler):
                 code = HTTPStatus.OK if not problems else HTTPStatus.SERVICE_UNAVAILABLE
                 body = {"healthy": not problems, "problems": problems, **self.server.details()}
                 self._send(code, body)
+            elif url.path == "/status":
+                self._send(HTTPStatus.OK, self.server.status())
             elif url.path == "/jobs":
                 limit = min(1000, max(1, int(query.get("limit", "50"))))
                 records = self.server.journal.recent(
@@ -117,7 +119,8 @@ class _Handler(BaseHTTPRequestHandler):
                     {
                         "error": {
                             "code": "not_found",
-                            "message": "Known paths: /metrics, /healthz, /jobs, /jobs/{jobId}.",
+                            "message": "Known paths: /metrics, /healthz, /status, /jobs, "
+                            "/jobs/{jobId}.",
                         }
                     },
                 )
@@ -148,6 +151,8 @@ class _Server(ThreadingHTTPServer):
         self.token = token
         #: More about the daemon for /healthz (files settling and ignored per folder).
         self.details: Callable[[], dict[str, Any]] = dict
+        #: The service status for GET /status (workers, health).
+        self.status: Callable[[], dict[str, Any]] = dict
 
 
 class HttpEndpoint:
@@ -163,12 +168,14 @@ class HttpEndpoint:
         token: str = "",
         *,
         details: Callable[[], dict[str, Any]] = dict,
+        status: Callable[[], dict[str, Any]] = dict,
     ) -> None:
         host, _, port = listen.rpartition(":")
         self._server = _Server(
             (host.strip("[]"), int(port)), journal, health, control, metrics, token
         )
         self._server.details = details
+        self._server.status = status
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="hotfolder-http", daemon=True
         )

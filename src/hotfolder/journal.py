@@ -61,7 +61,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     published_name TEXT,
     status_json   TEXT,
     extra_inputs  TEXT NOT NULL DEFAULT '[]',
-    manifest      TEXT
+    manifest      TEXT,
+    progress      TEXT
 );
 CREATE TABLE IF NOT EXISTS requests (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -73,6 +74,15 @@ CREATE TABLE IF NOT EXISTS requests (
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, folder);
 CREATE INDEX IF NOT EXISTS jobs_phase ON jobs (phase);
 """
+
+#: The journal's file name in the state dir.
+JOURNAL_NAME = "journal.sqlite3"
+
+
+def journal_path(state_dir: Path) -> Path:
+    """Where the job journal of a state dir lives."""
+    return state_dir / JOURNAL_NAME
+
 
 #: Size, mtime and ctime (ns) of one claimed input.
 Stamp = tuple[int, int, int]
@@ -112,6 +122,8 @@ class JobRecord:
     extra_inputs: str = "[]"
     #: The validated manifest (JSON) of a manifest job; None for single files.
     manifest: str | None = None
+    #: JSON ``[pages done, pages]`` while a page-counting step runs; None otherwise.
+    progress: str | None = None
     #: Stamps of the inputs taken right after their claim (see hotfolder.claimed);
     #: kept in memory only: a restart stamps recovered inputs anew.
     claimed: tuple[Stamp, ...] | None = field(
@@ -145,11 +157,20 @@ class JobRecord:
         """The final status document, once published."""
         return None if self.status_json is None else dict(json.loads(self.status_json))
 
+    def pages_progress(self) -> tuple[int, int] | None:
+        """(pages done, pages) of a running job that reports them, else None."""
+        if self.progress is None or self.phase != "running":
+            return None
+        done, total = json.loads(self.progress)
+        return int(done), int(total)
+
     def document(self) -> dict[str, Any]:
         """The status JSON of a finished job, or a summary of an unfinished one."""
         status = self.status()
         if status is not None and self.phase == "done":
             return status
+        progress = self.pages_progress()
+        pages = {} if progress is None else {"pagesDone": progress[0], "pages": progress[1]}
         return {
             "jobId": self.job_id,
             "status": self.state,
@@ -160,6 +181,7 @@ class JobRecord:
             "name": self.name,
             "inputs": [{"name": self.input_name, "bytes": self.input_size}],
             "attempts": self.attempts,
+            **pages,
         }
 
 
@@ -221,6 +243,8 @@ class Journal:
             self._db.execute("ALTER TABLE jobs ADD COLUMN extra_inputs TEXT NOT NULL DEFAULT '[]'")
         if "manifest" not in present:
             self._db.execute("ALTER TABLE jobs ADD COLUMN manifest TEXT")
+        if "progress" not in present:
+            self._db.execute("ALTER TABLE jobs ADD COLUMN progress TEXT")
 
     def finished_before(self, cutoff: float) -> list[str]:
         """Ids of finished jobs whose final state is older than ``cutoff`` (Unix time)."""

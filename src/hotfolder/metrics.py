@@ -67,6 +67,8 @@ class Snapshot:
     folders: dict[str, FolderFigures] = field(default_factory=dict)
     workers: int = 0
     workers_alive: int = 0
+    #: Workers declared lost since the start (Celery: silent for worker_lost_after).
+    workers_lost: int = 0
     callbacks: Mapping[str, int] = field(default_factory=dict)
 
 
@@ -116,6 +118,11 @@ class _LiveCollector(Collector):
         yield GaugeMetricFamily("hotfolder_workers", "Configured worker processes.", now.workers)
         yield GaugeMetricFamily(
             "hotfolder_workers_alive", "Worker processes running.", now.workers_alive
+        )
+        yield CounterMetricFamily(
+            "hotfolder_worker_lost",
+            "Celery workers declared lost (silent for worker_lost_after); their jobs ran again.",
+            now.workers_lost,
         )
         callbacks = CounterMetricFamily(
             "hotfolder_callbacks",

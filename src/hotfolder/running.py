@@ -41,20 +41,22 @@ def daemon_running(state_dir: Path) -> bool:
 
 
 REPORT_NAME = "intake.json"
+#: The service status (workers, health), refreshed every second while running.
+STATUS_NAME = "status.json"
 
 
-def write_report(state_dir: Path, report: dict[str, Any]) -> None:
+def write_report(state_dir: Path, report: dict[str, Any], name: str = REPORT_NAME) -> None:
     """Leave what intake sees (files it keeps out) for read-only commands; atomic."""
-    target = state_dir / REPORT_NAME
-    temporary = target.with_name(f".{REPORT_NAME}.tmp")
+    target = state_dir / name
+    temporary = target.with_name(f".{name}.tmp")
     temporary.write_text(json.dumps(report, indent=1), encoding="utf-8")
     temporary.replace(target)
 
 
-def read_report(state_dir: Path) -> dict[str, Any]:
+def read_report(state_dir: Path, name: str = REPORT_NAME) -> dict[str, Any]:
     """The running daemon's intake report ({} when there is none)."""
     try:
-        data = json.loads((state_dir / REPORT_NAME).read_text(encoding="utf-8"))
+        data = json.loads((state_dir / name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

@@ -43,7 +43,7 @@ def run_worker(settings: Settings, celery: CelerySettings, concurrency: int | No
     app = make_app(celery, max_jobs_per_worker=daemon.max_jobs_per_worker)
     # The same formula as the daemon's pool, over this worker's own processes.
     limit = memory_limit(daemon.worker_memory_limit, processes)
-    _limit_children(limit.mb)
+    _limit_children(limit.mb, processes)
     # Unique per process, so that several workers can run on one machine.
     name = f"hotfolder-{os.getpid()}@{socket.gethostname()}"
     log.info(
@@ -63,6 +63,8 @@ def run_worker(settings: Settings, celery: CelerySettings, concurrency: int | No
             f"--loglevel={daemon.log_level}",
             # Workers never need each other's events; revokes still reach them all.
             "--without-gossip",
+            # The daemon declares a worker lost after celery.worker_lost_after s of silence.
+            f"--heartbeat-interval={celery.heartbeat_interval}",
         ]
     )
     return int(ExitCode.OK)
@@ -81,11 +83,11 @@ def _check_folders(settings: Settings) -> None:
             )
 
 
-def _limit_children(memory_limit_mb: int) -> None:
+def _limit_children(memory_limit_mb: int, processes: int) -> None:
     def init(**_: Any) -> None:
         # Runs in each new worker process, before it takes a job. The OOM killer then
         # takes a conversion, not the Celery parent, which hands the job on again.
-        prepare_worker_process(memory_limit_mb)
+        prepare_worker_process(memory_limit_mb, processes)
 
     # weak=False: the receiver is a closure that nothing else keeps alive.
     worker_process_init.connect(init, weak=False)

@@ -148,3 +148,35 @@ def hotfolder(tmp_path: Path) -> Iterator[type[HotfolderProcess]]:
         if process.proc is not None and process.proc.poll() is None:
             process.proc.kill()
             process.proc.wait(30)
+
+
+# --- scale-out: real brokers and Celery workers (tests/integration/brokers.py) ---------
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A private redis-server on loopback, without persistence, for one test."""
+    from tests.integration.brokers import redis_server
+
+    with redis_server(tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private RabbitMQ node for the session (it takes seconds to boot); tests use own queues."""
+    from tests.integration.brokers import rabbitmq_server
+
+    with rabbitmq_server(tmp_path_factory.mktemp("rabbitmq")) as url:
+        yield url
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Any]:
+    """Start ``hotfolder worker`` processes on a daemon's config; all are killed at the end."""
+    from tests.integration.brokers import worker_factory
+
+    start, started = worker_factory(tmp_path)
+    yield start
+    for worker in started:
+        worker.kill()

@@ -9,7 +9,8 @@ zero pages: it reaches a limit of gigabytes without using the machine's memory),
 attempt only), ``broken`` (writes an output that fails its check), ``fill``
 (writes its output until the disk is full, leaving the partial file behind) and
 ``fill:N`` (the same, but the "disk" is full after N bytes: an injected ENOSPC
-where no small filesystem can be mounted).
+where no small filesystem can be mounted), ``pages:N:PATH`` (reports page 1 of N
+done, then waits until PATH exists, then ok: a job that is visibly mid-way).
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ class FaultyStep:
             flag = Path(command.split(":", 1)[1])
             if not flag.exists():
                 raise ToolFailed(f"{flag.name} is missing (injected).")
+        elif command.startswith("pages:"):
+            _, total, gate = command.split(":", 2)
+            ctx.report_progress(1, int(total))
+            deadline = time.monotonic() + 60
+            while not Path(gate).exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
         elif command == "flaky":
             marker = out_dir.parent / "attempted"
             if not marker.exists():

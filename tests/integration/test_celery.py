@@ -12,152 +12,18 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import signal
 import subprocess
 import sys
-import urllib.request
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pikepdf
-import pytest
-import redis
 
-from tests.helpers import free_port, job_dirs, wait_for
-from tests.integration.conftest import REPO, HotfolderProcess, toml_value
+from tests.helpers import free_port, wait_for
+from tests.integration.brokers import celery_daemon, metric, start_all, work_area_empty
+from tests.integration.conftest import REPO, HotfolderProcess
 from tests.samples import pdf_bytes
 
-#: How a worker is started: becomes ["-m", "hotfolder", "worker"] once the CLI has it.
-WORKER_COMMAND = ["-m", "hotfolder", "worker"]
-
 FAULTS = {"name": "faults", "workflow": "test-faults", "timeout": 3}
-
-
-@pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    """A private redis-server on loopback, without persistence, for one test."""
-    server = shutil.which("redis-server")
-    assert server, "redis-server is missing: apt-get install redis-server (scripts/test.sh does)"
-    port = free_port()
-    log = (tmp_path / "redis.log").open("wb")
-    proc = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=tmp_path,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
-
-    def answers() -> bool:
-        try:
-            return bool(client.ping())
-        except redis.ConnectionError:
-            return proc.poll() is not None
-
-    wait_for(answers, timeout=20, what="redis-server")
-    assert proc.poll() is None, (tmp_path / "redis.log").read_text()
-    yield url
-    client.close()
-    proc.terminate()
-    proc.wait(10)
-    log.close()
-
-
-class Worker:
-    """One ``hotfolder worker`` process group (its Celery parent and pool processes)."""
-
-    def __init__(self, config: Path, log: Path, concurrency: int) -> None:
-        self.log = log
-        self._handle = log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, *WORKER_COMMAND, "--config", str(config), "-n", str(concurrency)],
-            stdout=self._handle,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-            cwd=config.parent,
-            # Its own process group: a kill takes the whole worker, like a lost machine.
-            start_new_session=True,
-        )
-        #: The Celery node name starts with this (see hotfolder.worker).
-        self.name = f"hotfolder-{self.proc.pid}@"
-
-    def wait_ready(self) -> None:
-        wait_for(
-            lambda: b" ready." in self.log.read_bytes() or self.proc.poll() is not None,
-            timeout=60,
-            what=f"worker {self.name} ready",
-        )
-        assert self.proc.poll() is None, self.log.read_text(errors="replace")
-
-    def kill(self) -> None:
-        """SIGKILL every process of the worker at once."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(30)
-        self._handle.close()
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Callable[..., list[Worker]]]:
-    """Start workers on a daemon's config; every one is killed at the end."""
-    started: list[Worker] = []
-
-    def start(config: Path, count: int = 1, concurrency: int = 1) -> list[Worker]:
-        fresh = [
-            Worker(config, tmp_path / f"worker{len(started) + i}.log", concurrency)
-            for i in range(count)
-        ]
-        started.extend(fresh)
-        return fresh
-
-    yield start
-    for worker in started:
-        worker.kill()
-
-
-def celery_daemon(
-    hotfolder: Callable[..., HotfolderProcess],
-    broker: str,
-    folders: list[dict[str, Any]],
-    celery: dict[str, Any] | None = None,
-    **daemon: Any,
-) -> HotfolderProcess:
-    """A daemon configured for the Celery executor on ``broker`` (not started)."""
-    process = hotfolder(folders, executor="celery", **daemon)
-    table = {
-        "broker": broker,
-        "visibility_timeout": 30,
-        "restore_interval": 0.5,
-        "max_in_flight": 4,
-        **(celery or {}),
-    }
-    with process.config.open("a") as config:
-        config.write("[celery]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in table.items()))
-    return process
-
-
-def start_all(daemon: HotfolderProcess, pool: list[Worker]) -> None:
-    # Workers first: the daemon's first census of them (at its start) then counts them all.
-    for worker in pool:
-        worker.wait_ready()
-    daemon.start()
-
-
-def work_area_empty(daemon: HotfolderProcess, folder: str) -> bool:
-    return not job_dirs(daemon.root / folder / ".hotfolder" / "jobs")
-
-
-def metric(port: int, name: str) -> float | None:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
-    return float(found.group(1)) if found else None
 
 
 def test_every_file_gives_one_output_and_one_status_across_two_workers(

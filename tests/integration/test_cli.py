@@ -116,7 +116,7 @@ def test_check_config_accepts_the_bundled_example() -> None:
     example = Path(__file__).resolve().parents[2] / "config" / "hotfolder.toml"
     result = hotfolder("check-config", "--config", str(example))
     assert result.returncode == 0, result.stderr
-    assert "7 folder(s)" in result.stdout
+    assert "9 folder(s)" in result.stdout
 
 
 def test_unwritable_state_dir_stops_the_daemon_with_a_clear_error(tmp_path: Path) -> None:

@@ -55,6 +55,9 @@ class InstantPool:
         self._busy -= len(done)
         return done
 
+    def progress(self) -> dict[str, tuple[int, int]]:
+        return {}
+
     def wake(self) -> None:
         self._wake.set()
 

@@ -147,7 +147,44 @@ def test_repair_option_accepts_truncated_file_with_warnings(tmp_path: Path) -> N
     cut = data[: data.rindex(b"xref")]
     result, ctx = optimize(tmp_path, cut, **{"PDF.REPAIR": True})
     assert len(text_of(result.outputs[0])) == 4
-    assert any("qpdf repaired" in w for w in ctx.warnings)
+    assert any(w.startswith("repaired: ") for w in ctx.warnings)
+
+
+def damaged_xref(data: bytes) -> bytes:
+    """``data`` with its cross-reference table gone but its end intact, as viewers open it."""
+    start = data.rindex(b"xref")
+    return data[:start] + b"startxref\n999\n%%EOF\n"
+
+
+def test_a_complete_file_with_a_broken_xref_table_is_repaired_by_default(tmp_path) -> None:
+    result, ctx = optimize(tmp_path, damaged_xref(pdf_bytes(pages=3)))
+    assert len(text_of(result.outputs[0])) == 3
+    assert any(w.startswith("repaired: ") and "xref" in w for w in ctx.warnings)
+
+
+def test_repair_policies_refuse_truncated_files_unless_true_and_everything_when_false(
+    tmp_path,
+) -> None:
+    data = pdf_bytes(pages=4)
+    cut = data[: data.rindex(b"xref")]  # no trailer, no %%EOF: half copied
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert failure_code(tmp_path / "a", cut) == "corrupt_input"
+    strict = {"PDF.REPAIR": False}
+    assert failure_code(tmp_path / "b", damaged_xref(data), **strict) == "corrupt_input"
+
+
+def test_a_repair_that_loses_text_is_refused(tmp_path) -> None:
+    from hotfolder.errors import ToolFailed
+    from hotfolder.workflows.repair import check_repaired_text
+
+    source = tmp_path / "four.pdf"
+    source.write_bytes(pdf_bytes(pages=4))
+    shorter = tmp_path / "three.pdf"
+    shorter.write_bytes(pdf_bytes(pages=3))
+    with pytest.raises(ToolFailed):
+        check_repaired_text(source, shorter, "")
+    check_repaired_text(source, source, "")
 
 
 def test_password_never_in_message(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ translating engine exceptions at their own boundary.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -62,6 +62,13 @@ class StepContext:
     warnings: list[str] = field(default_factory=list)
     #: Options of single inputs (a manifest's per-document password), by input name.
     document_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Where a long step reports pages done (the worker passes it on to the daemon).
+    progress: Callable[[int, int], None] | None = None
+
+    def report_progress(self, done: int, total: int) -> None:
+        """Say that ``done`` of ``total`` pages are converted (shown in the job's status)."""
+        if self.progress is not None:
+            self.progress(done, total)
 
     def document_option(self, path: Path, name: str) -> Any:
         """The value of option ``name`` for the input at ``path``: its own, else the job's."""

@@ -46,6 +46,7 @@ from hotfolder.workflows.pdfbounds import (
 )
 from hotfolder.workflows.pdfimages import ImageReport, check_images, recompress_images
 from hotfolder.workflows.readers import Source, blame_inputs
+from hotfolder.workflows.repair import REPAIR_CHECKED, Policy, accepted, check_repaired_text
 
 #: What qpdf raises for a damaged file. QpdfRuntimeError is not a PdfError: qpdf throws
 #: it from deep inside (e.g. "/Count is wrong after flattening pages tree" for a fuzzed
@@ -141,11 +142,12 @@ def require_pdf(path: Path) -> None:
         )
 
 
-def open_pdf(path: Path, passwords: Sequence[str], *, repair: bool) -> OpenedPdf:
+def open_pdf(path: Path, passwords: Sequence[str], *, repair: Policy) -> OpenedPdf:
     """Open ``path`` trying each password in order, then the empty one.
 
     Raises UnsupportedFormat, CorruptInput, PasswordRequired or PasswordIncorrect.
-    qpdf's repair warnings make the file ``corrupt_input`` unless ``repair``.
+    qpdf's repair warnings make the file ``corrupt_input`` unless ``repair`` accepts
+    them (:mod:`hotfolder.workflows.repair`).
     """
     require_pdf(path)
     # The empty password opens files that only restrict permissions (owner password).
@@ -164,7 +166,7 @@ def open_pdf(path: Path, passwords: Sequence[str], *, repair: bool) -> OpenedPdf
                 "Export or copy it again."
             ) from None
         repairs = [clean_message(w, path) for w in pdf.get_warnings()]
-        if repairs and not repair:
+        if not accepted(repairs, path, repair):
             OpenedPdf(pdf, password, repairs, stream).close()
             raise CorruptInput(
                 f"{path.name!r} is damaged ({repairs[0]}); it may be truncated or only "
@@ -192,7 +194,7 @@ def open_input(source: Path, ctx: StepContext) -> OpenedPdf:
     passwords = ctx.document_option(source, "DOC.PASSWORD")
     opened = open_pdf(source, passwords, repair=ctx.options["PDF.REPAIR"])
     for repair in opened.repairs:
-        ctx.warn(f"qpdf repaired {source.name!r}: {repair}")
+        ctx.warn(f"repaired: {repair} (qpdf)")
     return opened
 
 
@@ -206,7 +208,8 @@ def check_late_warnings(opened: OpenedPdf, source: Path, ctx: StepContext) -> No
     if memory := out_of_memory(*found):
         raise memory
     late = [clean_message(w, source) for w in found]
-    if late and not ctx.options["PDF.REPAIR"]:
+    # Damage met while writing is in the content, never only in the xref table.
+    if late and ctx.options["PDF.REPAIR"] is not True:
         raise CorruptInput(
             f"{source.name!r} has damaged content ({late[0]}). Export it again, "
             "or set PDF.REPAIR = true to accept qpdf's repair."
@@ -268,7 +271,7 @@ class OptimizeStep:
     name: str = "pdf-optimize"
     options: tuple[OptionSpec, ...] = (
         PASSWORD,
-        REPAIR,
+        REPAIR_CHECKED,
         OptionSpec("PDF.LINEARIZE", bool, False, "Linearize for fast web view."),
         OptionSpec(
             "PDF.OBJECT_STREAMS",
@@ -358,6 +361,7 @@ class OptimizeStep:
             "after": target.stat().st_size,
             "images": images.images,
             "images_changed": images.changed,
+            "repaired": bool(opened.repairs),
         }
 
     def verify(self, inputs: Sequence[Path], result: StepResult, ctx: StepContext) -> None:
@@ -374,6 +378,8 @@ class OptimizeStep:
                 )
             if facts["images_changed"]:
                 check_images(source, output, password)
+            if facts["repaired"]:
+                check_repaired_text(source, output, password)
             if ctx.options["PDF.LINEARIZE"]:
                 with pikepdf_opened(output, password) as pdf:
                     if not pdf.is_linearized:

@@ -26,12 +26,20 @@ import pypdfium2
 import pypdfium2.version
 from pydantic import Field
 
-from hotfolder.errors import CorruptInput, JobTimeout, ToolFailed, UnsupportedFormat
+from hotfolder.errors import (
+    CorruptInput,
+    JobTimeout,
+    PasswordRequired,
+    ToolFailed,
+    UnsupportedFormat,
+)
 from hotfolder.memory import out_of_memory
 from hotfolder.workflows import ghostscript
 from hotfolder.workflows.base import OptionSpec, StepContext, StepResult, Workflow, output_stem
-from hotfolder.workflows.pdf import PASSWORD, QPDF_ERRORS, REPAIR, open_pdf, pikepdf_opened
+from hotfolder.workflows.pdf import PASSWORD, QPDF_ERRORS, open_pdf, pikepdf_opened
+from hotfolder.workflows.pdfafix import fix_written, pikepdf_instead, save_pdfa
 from hotfolder.workflows.pdfbounds import SIZE_OPTIONS, check_decoded_sizes
+from hotfolder.workflows.repair import REPAIR_CHECKED
 
 PART = OptionSpec(
     "PDFA.PART",
@@ -140,7 +148,14 @@ class ArchiveStep:
     """Write every input as PDF/A, validated, and say which engine made it."""
 
     name: str = "pdf-archive"
-    options: tuple[OptionSpec, ...] = (PASSWORD, REPAIR, PART, ENGINE, GS_TIMEOUT, *SIZE_OPTIONS)
+    options: tuple[OptionSpec, ...] = (
+        PASSWORD,
+        REPAIR_CHECKED,
+        PART,
+        ENGINE,
+        GS_TIMEOUT,
+        *SIZE_OPTIONS,
+    )
 
     def run(self, inputs: Sequence[Path], out_dir: Path, ctx: StepContext) -> StepResult:
         """Write ``<stem>.pdf`` per input into ``out_dir``, unencrypted, as PDF/A."""
@@ -166,7 +181,7 @@ class ArchiveStep:
         password = opened.password
         try:
             for repair in opened.repairs:
-                ctx.warn(f"qpdf repaired {source.name!r}: {repair}")
+                ctx.warn(f"repaired: {repair} (qpdf)")
             pages = len(opened.pdf.pages)
             # pdfium, pikepdf's checks and Ghostscript all hold page content in memory.
             check_decoded_sizes(
@@ -178,7 +193,9 @@ class ArchiveStep:
             before = _input_texts(source, password)
             if engine != "ghostscript":
                 try:
-                    report = pikepdf.pdfa.save(opened.pdf, target, part)
+                    report = save_pdfa(
+                        opened.pdf, target, part, lambda w: ctx.warn(f"{source.name}: {w}")
+                    )
                 except pikepdf.pdfa.PdfaError as exc:
                     # A content stream qpdf could not decode for lack of memory.
                     if memory := out_of_memory(*opened.pdf.get_warnings()):
@@ -201,8 +218,13 @@ class ArchiveStep:
         finally:
             opened.close()
         temp.mkdir()
-        made = _ghostscript(source, password, temp, ctx)
-        _check_text(before, _output_texts(made), ghostscript.version())
+        try:
+            made = _ghostscript(source, password, temp, ctx)
+            _check_text(before, _output_texts(made), ghostscript.version())
+        except ToolFailed as failed:
+            if engine != "ghostscript":
+                raise  # pikepdf was tried first and could not do it
+            return pikepdf_instead(source, target, password, failed, ctx, before)
         made.replace(target)
         return {"engine": "ghostscript", "pages": pages, "text": before}
 
@@ -230,6 +252,12 @@ def _input_texts(source: Path, password: str) -> list[str]:
     try:
         return page_texts(source, password)
     except pypdfium2.PdfiumError as exc:
+        if "password" in str(exc).lower():
+            # qpdf accepted the empty password of an R5/R6 file that pdfium refuses.
+            raise PasswordRequired(
+                f"{source.name!r} is password-protected. Set DOC.PASSWORD for this "
+                "folder to the password that opens it."
+            ) from None
         raise CorruptInput(
             f"{source.name!r} opens in qpdf but not in pdfium ({exc}), so its text cannot be "
             "checked after conversion. Export it again."
@@ -283,6 +311,7 @@ def _ghostscript(source: Path, password: str, temp: Path, ctx: StepContext) -> P
                 f"{source.name}: Ghostscript dropped document information it could not copy "
                 f"into the PDF/A metadata ({', '.join(lost)})."
             )
+    fix_written(made, lambda w: ctx.warn(f"{source.name}: {w}"))
     _check_valid(made, part)
     return made
 

@@ -23,7 +23,17 @@ log = logging.getLogger("hotfolder.workflows")
 
 #: Engine modules below ``hotfolder.workflows`` that provide the built-ins, in
 #: the order ``hotfolder workflows`` lists them.
-BUILTIN_MODULES = ("pdf", "image", "pdfa", "imagepdf", "render", "office", "pdfpages", "pdfprotect")
+BUILTIN_MODULES = (
+    "pdf",
+    "image",
+    "pdfa",
+    "imagepdf",
+    "render",
+    "office",
+    "pdfpages",
+    "pdfprotect",
+    "ocr",
+)
 
 _workflows: dict[str, Workflow] = {}
 _steps: dict[str, Step] = {}

@@ -15,6 +15,7 @@ import shutil
 import stat
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,16 +121,17 @@ def _plan(spec: JobSpec) -> tuple[list[_Planned], dict[str, dict[str, Any]]]:
     return planned, documents
 
 
-def run_job(spec: JobSpec) -> JobOutcome:
+def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -> JobOutcome:
     """Run the job described by ``spec`` and report its outcome; never raises JobError.
 
     Every line logged meanwhile carries the job's id, libraries' lines included.
+    ``progress(pages_done, pages)`` is called while a step that counts pages runs.
     """
     with job_logging(spec.job_id):
-        return _run_job(spec)
+        return _run_job(spec, progress)
 
 
-def _run_job(spec: JobSpec) -> JobOutcome:
+def _run_job(spec: JobSpec, progress: Callable[[int, int], None] | None) -> JobOutcome:
     log = logging.LoggerAdapter(logging.getLogger("hotfolder.job"), {"job_id": spec.job_id})
     started = time.monotonic()
     inputs = [Path(p) for p in spec.inputs]
@@ -146,7 +148,13 @@ def _run_job(spec: JobSpec) -> JobOutcome:
         messages: list[str] = []
         for number, conversion in enumerate(planned, start=1):
             ctx = StepContext(
-                spec.job_id, conversion.job_name, conversion.options, log, warnings, documents
+                spec.job_id,
+                conversion.job_name,
+                conversion.options,
+                log,
+                warnings,
+                documents,
+                progress,
             )
             prefix = f"c{number}-" if len(planned) > 1 else ""
             current, message = _run_steps(conversion.workflow, inputs, work, prefix, ctx)
