@@ -136,6 +136,7 @@ def _worker_main(
                 conn.send({"oom": True})
             finally:
                 os._exit(_OOM_EXIT)
+        watch.idle()
         try:
             conn.send(outcome.model_dump())
         except OSError:

@@ -205,6 +205,8 @@ class PeakWatch:
         # one writer (this thread, or the worker between jobs), so no lock.
         self._peak = peak
         self._started = time.monotonic()
+        #: Set while a job runs: an idle worker's sampler sleeps instead of waking.
+        self._busy = threading.Event()
 
     def start(self) -> None:
         """Start sampling in a daemon thread."""
@@ -215,9 +217,15 @@ class PeakWatch:
         with contextlib.suppress(OSError):
             self._peak.value = address_space_bytes()
         self._started = time.monotonic()
+        self._busy.set()
+
+    def idle(self) -> None:
+        """The job ended: stop sampling until the next one."""
+        self._busy.clear()
 
     def _run(self) -> None:
         while True:
+            self._busy.wait()
             young = self._started + self.GRACE - time.monotonic()
             if young > 0:
                 time.sleep(young)  # a new job may have started meanwhile: look again
