@@ -310,9 +310,8 @@ class Dispatcher:
             if record is None:
                 answer.set_result(False)
                 continue
-            if job_id in self.resettling:
-                self.resettling.drop(job_id)
-            elif not self.queue.remove(job_id):
+            # A job settling again is neither queued nor running; _hand_over drops it.
+            if job_id not in self.resettling and not self.queue.remove(job_id):
                 # Not queued, so running: stop its worker; the result is dropped.
                 self.pool.kill_job(job_id)
             error = Aborted(reason)

@@ -100,27 +100,27 @@ def status(args: argparse.Namespace) -> int:
             if record is None:
                 print(f"hotfolder: no job {args.job_id}", file=sys.stderr)
                 return int(ExitCode.FAILURE)
-            document = record.document()
-            if not up and _interrupted(record):
-                document["interrupted"] = True
-                document["message"] = _INTERRUPTED
+            document = _note_interrupted(record.document(), record, up)
             print(json.dumps(document, indent=2, ensure_ascii=False))
             return int(ExitCode.OK)
         records = journal.recent(folder=args.folder, state=args.state, limit=args.limit)
         if args.json:
             rows = [
-                {
-                    "jobId": r.job_id,
-                    "status": r.state,
-                    "folder": r.folder,
-                    "name": r.name,
-                    "input": r.input_name,
-                    "attempts": r.attempts,
-                    "errorCode": r.error_code,
-                    "message": _INTERRUPTED if not up and _interrupted(r) else r.message,
-                    **({"interrupted": True} if not up and _interrupted(r) else {}),
-                    **_pages(r.pages_progress()),
-                }
+                _note_interrupted(
+                    {
+                        "jobId": r.job_id,
+                        "status": r.state,
+                        "folder": r.folder,
+                        "name": r.name,
+                        "input": r.input_name,
+                        "attempts": r.attempts,
+                        "errorCode": r.error_code,
+                        "message": r.message,
+                        **_pages(r.pages_progress()),
+                    },
+                    r,
+                    up,
+                )
                 for r in records
             ]
             print(json.dumps(rows, indent=2, ensure_ascii=False))
@@ -131,7 +131,7 @@ def status(args: argparse.Namespace) -> int:
             print("the daemon is not running: unfinished jobs run when it starts")
         for r in records:
             code = f" [{r.error_code}]" if r.error_code and r.state != "success" else ""
-            state = "interrupted" if not up and _interrupted(r) else r.state
+            state = "interrupted" if _interrupted(r, up) else r.state
             progress = r.pages_progress()
             pages = f" (page {progress[0]}/{progress[1]})" if progress else ""
             print(f"{r.job_id}  {state:<11} {r.folder:<12} {r.input_name}{code}{pages}")
@@ -167,10 +167,18 @@ _INTERRUPTED = (
 )
 
 
-def _interrupted(record: Any) -> bool:
+def _interrupted(record: Any, up: bool) -> bool:
     # "processing" in the journal of a daemon that is not running: it was stopped
     # (kill -9, or drain_timeout passed) and recovery runs it at the next start.
-    return bool(record.state == JobState.PROCESSING.value)
+    return not up and bool(record.state == JobState.PROCESSING.value)
+
+
+def _note_interrupted(document: dict[str, Any], record: Any, up: bool) -> dict[str, Any]:
+    """Mark an interrupted job's document as such, with the message that explains it."""
+    if _interrupted(record, up):
+        document["interrupted"] = True
+        document["message"] = _INTERRUPTED
+    return document
 
 
 def _print_ignored(report: dict[str, Any], only: str | None) -> None:
